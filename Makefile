@@ -1,0 +1,38 @@
+# vexpipe: `make demo` and `make test` work on a fresh clone with only Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The benchmark's peers (ioc-finder) live in their own venv, away from ours.
+BENCH_VENV := bench/.venv-peers
+
+.PHONY: demo test man bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@echo "== vex-detect on examples/sample.log (IOC records, NDJSON) =="
+	$(BIN)/vex-detect --no-private examples/sample.log
+	@echo "== the same, each IOC once, counted by type =="
+	@$(BIN)/vex-detect --no-private --unique examples/sample.log | $(BIN)/python -c \
+	  'import sys, json, collections; c = collections.Counter(json.loads(l)["type"] for l in sys.stdin); print(dict(c))'
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+man: $(STAMP)
+	$(BIN)/python man/build.py
+
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check ioc-finder
+	touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed
+	$(BIN)/python bench/run.py --peers $(BENCH_VENV)/bin/python
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) bench/.data .pytest_cache .hypothesis

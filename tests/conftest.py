@@ -1,0 +1,50 @@
+"""Shared test fixtures: run the installed executables through real pipes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+# HYPOTHESIS_PROFILE=thorough multiplies the examples of every property test.
+settings.register_profile("thorough", max_examples=5000, deadline=None)
+settings.register_profile("default", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def exe(name: str) -> str:
+    """The installed executable ``name`` (from the venv running the tests)."""
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed (pip install -e .)")
+    return found
+
+
+def run(name: str, *args: str, input: bytes | str | None = None, env: dict | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run an executable to completion with ``input`` on stdin; bytes in, bytes out."""
+    if isinstance(input, str):
+        input = input.encode()
+    return subprocess.run([exe(name), *args], input=input, capture_output=True, timeout=timeout,
+                          env=env if env is not None else os.environ.copy())
+
+
+@pytest.fixture
+def isolated_env(tmp_path):
+    """Environment with XDG dirs under a temp dir, so tests never touch the user's files."""
+    env = os.environ.copy()
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        env[var] = str(tmp_path / var.lower())
+    env.pop("VT_API_KEY", None)
+    return env
