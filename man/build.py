@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import subprocess
 import sys
 import tomllib
 from datetime import datetime, timezone
@@ -24,23 +23,26 @@ MAN_DATE = "2026-12-03"
 
 
 def commands() -> dict[str, str]:
-    """Executable name -> module, from pyproject.toml's [project.scripts]."""
+    """Executable name -> entry point (``module:Class.main``), from pyproject.toml."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {name: target.split(":")[0] for name, target in project["scripts"].items()}
+    return dict(project["scripts"])
 
 
-def render(name: str, module: str) -> str:
-    command = importlib.import_module(module).COMMAND
+def render(name: str, target: str) -> str:
+    """The man page of one executable, from its Filter class's parser."""
+    from argparse_manpage.manpage import Manpage
+
     from vexpipe import __version__
 
+    module, attr = target.split(":")
+    command = getattr(importlib.import_module(module), attr.split(".")[0])
     epoch = int(datetime.fromisoformat(MAN_DATE).replace(tzinfo=timezone.utc).timestamp())
-    env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
-    out = subprocess.run(
-        [sys.executable, "-c", "import sys; from argparse_manpage.cli import main; sys.exit(main())", "--module", module, "--function", "build_parser",
-         "--project-name", "vexpipe", "--version", __version__, "--manual-title", "vexpipe manual",
-         "--description", command.summary, "--prog", name],
-        env=env, capture_output=True, text=True, check=True)
-    return out.stdout
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)  # argparse-manpage dates the page with it
+    data = {"authors": None, "description": command.summary, "long_description": None,
+            "project_name": "vexpipe", "prog": name, "url": None, "version": __version__,
+            "format": "pretty", "manual_section": "1", "manual_title": "vexpipe manual",
+            "include": None, "manfile": None}
+    return str(Manpage(command.parser(), format="pretty", _data=data))
 
 
 def main() -> int:
@@ -48,9 +50,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args()
     stale = []
-    for name, module in commands().items():
+    for name, target in commands().items():
         page = MAN / f"{name}.1"
-        text = render(name, module)
+        text = render(name, target)
         if args.check:
             if not page.exists() or page.read_text() != text:
                 stale.append(page.name)

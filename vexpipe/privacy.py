@@ -71,3 +71,49 @@ def private_reason(ioc_type: str, ioc: str) -> str | None:
         host = url_host(ioc)
         return ip_reason(host) or name_reason(host)
     return None
+
+
+class Allowlist:
+    """The user's allowlist: IOCs that are never sent to a provider.
+
+    Entries are domain names (the name and every subdomain, also as the host of
+    a URL or e-mail address), IP addresses or CIDR networks (also as URL
+    hosts), or exact values (a hash, a URL, an address).
+    """
+
+    def __init__(self, entries: list[str] | tuple[str, ...] = ()):
+        self.names: set[str] = set()
+        self.networks: list[ipaddress._BaseNetwork] = []
+        self.exact: set[str] = set()
+        for raw in entries:
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            if "://" in entry or "@" in entry or all(c in "0123456789abcdef" for c in entry):
+                self.exact.add(entry)
+            else:
+                self.names.add(entry.rstrip("."))
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.networks or self.exact)
+
+    def matches(self, ioc_type: str, ioc: str) -> bool:
+        value = ioc.lower()
+        if value in self.exact:
+            return True
+        host = value
+        if ioc_type == "url":
+            host = url_host(value)
+        elif ioc_type == "email":
+            host = value.rsplit("@", 1)[-1]
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            labels = host.split(".")
+            return any(".".join(labels[i:]) in self.names for i in range(len(labels)))
+        return any(ip in net for net in self.networks if net.version == ip.version)

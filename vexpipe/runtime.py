@@ -47,6 +47,7 @@ class Exit(IntEnum):
     USAGE = 64
     DATA = 65
     UNAVAILABLE = 69
+    SOFTWARE = 70
     IOERR = 74
     NOPERM = 77
     CONFIG = 78
@@ -141,11 +142,11 @@ class Filter:
             epilog=cls.epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        cls.add_arguments(p)
         p.add_argument("files", nargs="*", metavar="FILE",
                        help="input files; none or - reads standard input")
         p.add_argument("-f", "--file", dest="more_files", action="append", default=[],
                        metavar="FILE", help="an input file (repeatable; same as a FILE argument)")
-        cls.add_arguments(p)
         common = p.add_argument_group("common options")
         common.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
         common.add_argument("-q", "--quiet", action="store_true",
@@ -192,6 +193,12 @@ class Filter:
             # The reader went away (| head): stop quietly, as grep does on SIGPIPE.
             _silence_stdout()
             code = Exit.PIPE
+        except Exception as e:  # a bug: one line, not a traceback (VEXPIPE_DEBUG=1 shows it)
+            if os.environ.get("VEXPIPE_DEBUG"):
+                raise
+            sys.stderr.write(f"{cls.prog}: internal error: {type(e).__name__}: {e} "
+                             "(set VEXPIPE_DEBUG=1 for details)\n")
+            code = Exit.SOFTWARE
         sys.stderr.flush()
         sys.exit(code)
 
@@ -222,7 +229,12 @@ class Filter:
         if self.args.strict:
             raise StageError(f"{source}:{line}: {message}", Exit.DATA)
         self.warn(f"{source}:{line}: {message}")
-        self.emit(records.error_record(raw, self.stage, code, message))
+        self.pass_on(records.error_record(raw, self.stage, code, message))
+
+    def pass_on(self, record: Any) -> None:
+        """Write a record the stage did not process (an error record). A stage that keeps
+        records in flight (vex-lookup) queues it instead, so input order holds."""
+        self.emit(record)
 
     # --- output ------------------------------------------------------------
 
@@ -282,6 +294,7 @@ class Filter:
         """Raw blocks of one input; output is flushed before every read that may block."""
         while True:
             self.flush()
+            self.wait_readable(fd)
             try:
                 block = os.read(fd, BLOCK)
             except OSError as e:
@@ -291,6 +304,10 @@ class Filter:
             if not block:
                 return
             yield block
+
+    def wait_readable(self, fd: int) -> None:
+        """Called before each read that may block. A stage with work in flight (vex-lookup)
+        overrides it to keep writing finished records while the input is quiet."""
 
     def decode(self, data: bytes, source: str, line: int) -> str:
         try:

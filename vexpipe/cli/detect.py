@@ -144,19 +144,3 @@ def annotate(event: dict, found: list[dict]) -> dict:
             have.add(key)
             iocs.append(record)
     return {**event, "iocs": iocs}
-
-
-COMMAND = Detect
-
-
-def build_parser() -> ArgumentParser:
-    """For argparse-manpage."""
-    return COMMAND.parser()
-
-
-def main() -> None:
-    COMMAND.main()
-
-
-if __name__ == "__main__":
-    main()
