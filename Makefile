@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The benchmark's peers (ioc-finder) live in their own venv, away from ours.
 BENCH_VENV := bench/.venv-peers
 
-.PHONY: demo test man bench clean
+.PHONY: demo test man bench attack-table clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 
 man: $(STAMP)
 	$(BIN)/python man/build.py
+
+# Rebuild the ATT&CK table from MITRE's official STIX bundle: make attack-table BUNDLE=enterprise-attack.json
+attack-table: $(STAMP)
+	@test -n "$(BUNDLE)" || { echo "usage: make attack-table BUNDLE=path/to/enterprise-attack.json"; exit 64; }
+	$(BIN)/python -m vexpipe.attack_table "$(BUNDLE)" > vexpipe/data/attack-enterprise.json.new
+	mv vexpipe/data/attack-enterprise.json.new vexpipe/data/attack-enterprise.json
 
 $(BENCH_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_VENV)

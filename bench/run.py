@@ -3,7 +3,7 @@
 Not a test: the machines are shared and noisy, so each figure is one run's,
 printed with its ratio to the reference measured in the same run.
 
-    python bench/run.py --peers bench/.venv-peers/bin/python [--only detect|lookup] [--size-mb 100] [--quick]
+    python bench/run.py --peers bench/.venv-peers/bin/python [--only detect|lookup|stages] [--size-mb 100] [--quick]
 """
 
 from __future__ import annotations
@@ -26,19 +26,29 @@ sys.path.insert(0, str(HERE))
 def measure(cmd: list[str], stdin: Path | None = None, env: dict | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child process.
 
-    Output goes to a real file: GNU grep stops at its first match when it sees
-    that its output is /dev/null.
+    Peak RSS is the child's own high-water mark (VmHWM in /proc/PID/status), read
+    until it exits: ru_maxrss from wait4 would report this (large) parent's size,
+    since on Linux it survives the fork and exec. Output goes to a real file:
+    GNU grep stops at its first match when it sees its output is /dev/null.
     """
     DATA.mkdir(exist_ok=True)
+    peak = 0
     with open(stdin or os.devnull, "rb") as f, open(DATA / "output.tmp", "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdin=f, stdout=out, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        status = Path(f"/proc/{proc.pid}/status")
+        while proc.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
         seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"bench: {cmd[0]} exited {proc.returncode}")
-    return seconds, usage.ru_maxrss
+    return seconds, peak
 
 
 def corpus(size_mb: float) -> Path:
@@ -207,7 +217,67 @@ def bench_lookup(args: argparse.Namespace) -> None:
     server.stop()
 
 
-SECTIONS = {"detect": bench_detect, "lookup": bench_lookup}
+def enriched_corpus(n: int) -> Path:
+    """``n`` enriched records (NDJSON): 500 IOCs investigated by vex-lookup against the test
+    server, repeated with their own ``seen`` as a log's IOCs repeat."""
+    import shutil
+
+    path = DATA / f"enriched-{n}.ndjson"
+    if path.exists():
+        return path
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from vtserver import VTServer
+
+    server = VTServer()
+    work = DATA / "enrich-work"
+    shutil.rmtree(work, ignore_errors=True)
+    env = {**os.environ, "XDG_CACHE_HOME": str(work), "VT_API_KEY": "test-key-premium",
+           "VEXPIPE_BASE_URL": server.start()}
+    iocs = [f"{'malicious' if i % 3 == 0 else 'clean'}-{i}.com" for i in range(200)] + [
+        hashlib.sha256(str(i).encode()).hexdigest() for i in range(200)] + [f"45.83.{i // 250}.{i % 250 + 1}"
+                                                                             for i in range(100)]
+    for h in iocs[200:400:2]:
+        server.profiles[h] = "malicious"
+    base = subprocess.run([str(BIN / "vex-lookup"), "-q", "--investigate", "--tier", "premium", "-j", "16",
+                           "--fail-on", "none"], input="".join(f"{x}\n" for x in iocs).encode(),
+                          capture_output=True, env=env, check=True).stdout.splitlines()
+    server.stop()
+    import orjson
+
+    records = [orjson.loads(line) for line in base]
+    with open(path, "wb") as out:
+        for i in range(n):
+            rec = dict(records[i % len(records)])
+            rec["seen"] = {"source": "bench.log", "line": i + 1, "col": 1, "match": rec["ioc"]}
+            out.write(orjson.dumps(rec) + b"\n")
+    return path
+
+
+def bench_stages(args: argparse.Namespace) -> None:
+    n = 500_000
+    path = enriched_corpus(n)
+    small = enriched_corpus(n // 10)
+    size = path.stat().st_size / 1e6
+    print(f"\n== vex-mitre, vex-timeline, vex-stix: {n:,} enriched records ({size:.0f} MB, 500 distinct IOCs) ==")
+    jq_secs, jq_rss = measure(["jq", "-c", ". + {mitre: []}", str(path)])
+    print(f"{'':30s}{'records/s':>12s}{'peak RSS':>11s}{'vs jq':>9s}")
+    jq_name = "jq -c '. + {mitre: []}'"
+    print(f"{jq_name:30s}{n / jq_secs:12,.0f}{jq_rss / 1024:8.1f} MB{'1.00x':>9s}")
+    stages = [("vex-mitre", ["vex-mitre"]), ("vex-mitre --layer", ["vex-mitre", "--layer", str(DATA / "layer.json")]),
+              ("vex-timeline", ["vex-timeline"]), ("vex-stix", ["vex-stix"]), ("vex-stix --ndjson", ["vex-stix", "--ndjson"])]
+    peaks = {}
+    for name, cmd in stages:
+        secs, rss = measure([str(BIN / cmd[0]), *cmd[1:], str(path)])
+        peaks[name] = rss
+        print(f"{name:30s}{n / secs:12,.0f}{rss / 1024:8.1f} MB{jq_secs / secs:8.2f}x")
+    print("target: vex-mitre >= 3x jq")
+    for name in ("vex-timeline", "vex-stix"):
+        _, rss_small = measure([str(BIN / name), str(small)])
+        print(f"{name}: peak RSS {rss_small / 1024:.1f} MB on {n // 10:,} records, {peaks[name] / 1024:.1f} MB on "
+              f"{n:,} (10x): {peaks[name] / rss_small:.2f}x   [target: flat]")
+
+
+SECTIONS = {"detect": bench_detect, "lookup": bench_lookup, "stages": bench_stages}
 
 
 def main() -> None:

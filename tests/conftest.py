@@ -48,3 +48,32 @@ def isolated_env(tmp_path):
         env[var] = str(tmp_path / var.lower())
     env.pop("VT_API_KEY", None)
     return env
+
+
+FREE_KEY = "test-key-free"
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The VirusTotal-compatible server on 127.0.0.1, one per test session."""
+    from vtserver import VTServer
+
+    vt = VTServer()
+    vt.start()
+    yield vt
+    vt.stop()
+
+
+@pytest.fixture
+def vt(server):
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture
+def env(isolated_env, vt):
+    """An environment pointing vex-lookup at the test server, with fast retries and no quota waits."""
+    isolated_env.update({"VT_API_KEY": FREE_KEY, "VEXPIPE_BASE_URL": vt.base_url, "VEXPIPE_BACKOFF": "0.01",
+                         "VEXPIPE_PER_MINUTE": "100000"})
+    return isolated_env

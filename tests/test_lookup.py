@@ -8,40 +8,14 @@ import select
 import socket
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 
 import orjson
 import pytest
 
-from conftest import exe, run
-from vtserver import Fault, VTServer
-
-FREE_KEY = "test-key-free"
-
-
-@pytest.fixture(scope="session")
-def server():
-    vt = VTServer()
-    vt.start()
-    yield vt
-    vt.stop()
-
-
-@pytest.fixture
-def vt(server):
-    server.reset()
-    yield server
-    server.reset()
-
-
-@pytest.fixture
-def env(isolated_env, vt):
-    isolated_env.update({"VT_API_KEY": FREE_KEY, "VEXPIPE_BASE_URL": vt.base_url, "VEXPIPE_BACKOFF": "0.01",
-                         "VEXPIPE_PER_MINUTE": "100000"})
-    return isolated_env
-
+from conftest import FREE_KEY, exe, run
+from vtserver import Fault
 
 def lookup(env, *args, input="", timeout=120):
     return run("vex-lookup", *args, input=input, env=env, timeout=timeout)

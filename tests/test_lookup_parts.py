@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import calendar
 import multiprocessing
-import time
 
 import pytest
 from hypothesis import given

@@ -24,7 +24,6 @@ Canonical forms (the ``ioc`` key), per DESIGN.md:
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from typing import Iterator, NamedTuple
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from enum import IntEnum
 from typing import Any, ClassVar, Iterator, NamedTuple, NoReturn
@@ -247,6 +246,12 @@ class Filter:
         # Hand small batches to the buffered stdout: keeping a whole block's worth
         # of serialised records alive until the flush is ten times slower.
         if len(out) >= 512:
+            self._write()
+
+    def emit_raw(self, line: bytes) -> None:
+        """Write one already-serialised NDJSON line (no newline)."""
+        self._out.append(line)
+        if len(self._out) >= 512:
             self._write()
 
     def track(self, record: Any) -> None:

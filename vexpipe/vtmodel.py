@@ -183,6 +183,10 @@ def _summarize_file(attrs: dict) -> dict:
             {"sandbox": name, **{k: v[k] for k in ("category", "malware_classification", "malware_names",
                                                    "confidence") if k in v}}
             for name, v in verdicts.items() if isinstance(v, dict)]
+    sigma = attrs.get("sigma_analysis_results")
+    if isinstance(sigma, list):
+        out["sigma_rules"] = [r["rule_title"] for r in sigma[:LIST_LIMIT]
+                              if isinstance(r, dict) and isinstance(r.get("rule_title"), str)]
     yara = attrs.get("crowdsourced_yara_results")
     if isinstance(yara, list):
         out["crowdsourced_yara"] = [
