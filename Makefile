@@ -14,11 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@echo "== vex-detect on examples/sample.log (IOC records, NDJSON) =="
-	$(BIN)/vex-detect --no-private examples/sample.log
-	@echo "== the same, each IOC once, counted by type =="
-	@$(BIN)/vex-detect --no-private --unique examples/sample.log | $(BIN)/python -c \
-	  'import sys, json, collections; c = collections.Counter(json.loads(l)["type"] for l in sys.stdin); print(dict(c))'
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

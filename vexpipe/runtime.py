@@ -119,6 +119,7 @@ class Filter:
     description: ClassVar[str] = ""
     epilog: ClassVar[str | None] = None
     default_fail_on: ClassVar[str | None] = None
+    takes_files: ClassVar[bool] = True  # False: the executable adds FILE to its subcommands itself
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -142,10 +143,10 @@ class Filter:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         cls.add_arguments(p)
-        p.add_argument("files", nargs="*", metavar="FILE",
-                       help="input files; none or - reads standard input")
-        p.add_argument("-f", "--file", dest="more_files", action="append", default=[],
-                       metavar="FILE", help="an input file (repeatable; same as a FILE argument)")
+        if cls.takes_files:
+            add_file_arguments(p)
+        else:
+            p.set_defaults(files=[], more_files=[])
         common = p.add_argument_group("common options")
         common.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
         common.add_argument("-q", "--quiet", action="store_true",
@@ -428,6 +429,13 @@ class Filter:
 
 
 BAD = object()
+
+
+def add_file_arguments(p: argparse.ArgumentParser) -> None:
+    """FILE arguments and -f FILE, as every filter takes them."""
+    p.add_argument("files", nargs="*", metavar="FILE", help="input files; none or - reads standard input")
+    p.add_argument("-f", "--file", dest="more_files", action="append", default=[],
+                   metavar="FILE", help="an input file (repeatable; same as a FILE argument)")
 
 
 def _cut_point(buf: bytes) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vexpipe import config as configuration
-from vexpipe import grammar, privacy, providers, records
+from vexpipe import grammar, kb, privacy, providers, records
 from vexpipe.enrich import STAGE, Enricher, Outcome, apply
 from vexpipe.http import BaseURLError
 from vexpipe.ratelimit import RateLimiter, key_hash
@@ -207,7 +207,7 @@ class Lookup(Filter):
         self.enricher = Enricher(
             provider, store, mode="investigate" if self.args.investigate else "triage", ttl=cfg.ttl,
             read_cache=not (self.args.no_cache or self.args.refresh), offline=self.args.offline,
-            include_raw=self.args.raw, allowlist=privacy.Allowlist(cfg.allowlist))
+            include_raw=self.args.raw, allowlist=privacy.Allowlist(cfg.allowlist + kb_allowlist()))
         self.window = max(64, jobs * 8)
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
@@ -413,6 +413,14 @@ class Lookup(Filter):
         if self.errors:
             line += "; errors: " + ", ".join(f"{code} {n}" for code, n in self.errors.most_common())
         self.error(line)
+
+
+def kb_allowlist() -> list[str]:
+    """The allowlist kept with vex-kb allow (empty when there is no knowledge base)."""
+    path = kb.default_path()
+    if not path.exists():
+        return []
+    return kb.KnowledgeBase(path, create=False).allowlist()
 
 
 @functools.lru_cache(maxsize=65536)
