@@ -272,3 +272,18 @@ def test_patterns_escape_odd_urls(urls):
         sco = stix.observable(r)
         # The refanged value, URI-encoded where it has to be; quotes escaped only inside the pattern.
         assert sco["value"] == stix.uri(r["ioc"]) and urllib.parse.unquote(sco["value"]) == r["ioc"] or "%" in r["ioc"]
+
+
+def test_stages_read_cache_export_entries(enriched, env):
+    """Records from a cache export (provider + raw, no vt) work in all three stages."""
+    exported = run("vex-cache", "export", env=env).stdout
+    entry = next(e for e in lines(exported) if e["ioc"] == SHA)
+    assert "vt" not in entry and entry["raw"]["object"]["id"] == SHA
+    mapped = lines(run("vex-mitre", input=orjson.dumps(entry)).stdout)[0]
+    assert "T1055" in {t["id"] for t in mapped["mitre"]}
+    assert {e["event"] for e in lines(run("vex-timeline", input=orjson.dumps(entry)).stdout)} >= {"pe_compiled"}
+    bundle = json.loads(run("vex-stix", input=exported).stdout)
+    valid, problems = validate(json.dumps(bundle))
+    assert valid and not problems, problems
+    f = next(o for o in bundle["objects"] if o["type"] == "file" and o["hashes"].get("SHA-256") == SHA)
+    assert set(f["hashes"]) == {"MD5", "SHA-1", "SHA-256"}

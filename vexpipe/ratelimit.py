@@ -81,7 +81,8 @@ class RateLimiter:
         try:
             now = time.time() if now is None else now
             window = WINDOW + SLACK
-            conn.execute("DELETE FROM requests WHERE key = ? AND ts <= ?", (key, now - window))
+            if limits.per_minute:  # the sliding log is kept only where a per-minute limit needs it
+                conn.execute("DELETE FROM requests WHERE key = ? AND ts <= ?", (key, now - window))
             row = conn.execute("SELECT until FROM penalty WHERE key = ?", (key,)).fetchone()
             if row and row[0] > now:
                 conn.execute("COMMIT")
@@ -100,7 +101,8 @@ class RateLimiter:
                     if row and row[0] >= limit:
                         conn.execute("COMMIT")
                         raise QuotaExhausted(name, _next_reset(name, now))
-            conn.execute("INSERT INTO requests (key, ts) VALUES (?, ?)", (key, now))
+            if limits.per_minute:
+                conn.execute("INSERT INTO requests (key, ts) VALUES (?, ?)", (key, now))
             for period in (day, month):
                 conn.execute("INSERT INTO counters (key, period, count) VALUES (?, ?, 1) "
                              "ON CONFLICT (key, period) DO UPDATE SET count = count + 1", (key, period))

@@ -23,6 +23,7 @@ import uuid
 from typing import Any, Iterator
 from urllib.parse import quote
 
+from vexpipe import vtmodel
 from vexpipe.attack import AttackTable
 
 STIX_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
@@ -104,7 +105,7 @@ def observable(rec: dict) -> dict | None:
         kind = simple[ioc_type]
         return {"type": kind, "spec_version": "2.1", "id": sco_id(kind, {"value": value}), "value": value}
     if ioc_type in ("md5", "sha1", "sha256"):
-        vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
+        vt = vtmodel.summary_of(rec) or {}
         hashes = {}
         for key, name in HASH_KEYS:
             value = ioc if key == ioc_type else vt.get(key)
@@ -165,7 +166,7 @@ def objects_for(rec: dict, table: AttackTable, creator: str, now: str | None = N
     sco = observable(rec)
     if sco is None:
         return
-    vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
+    vt = vtmodel.summary_of(rec) or {}
     when = now or stix_time(vt.get("fetched_at") or vt.get("last_analysis_date"))
     verdict = rec.get("verdict") if rec.get("verdict") in INDICATOR_TYPES else "UNKNOWN"
     pat = pattern(sco)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from vexpipe import records
+from vexpipe import records, vtmodel
 
 # vt summary field -> event name, for the plain dated fields.
 VT_DATES = {
@@ -61,9 +61,9 @@ def events(record: Any) -> Iterator[dict]:
 
 
 def _ioc_events(rec: dict) -> Iterator[dict]:
-    vt = rec.get("vt")
+    vt = vtmodel.summary_of(rec)
     candidates: list[dict | None] = []
-    if isinstance(vt, dict) and "skipped" not in vt:
+    if vt is not None and "skipped" not in vt:
         stats = vt.get("stats") if isinstance(vt.get("stats"), dict) else {}
         answered = sum(v for k, v in stats.items() if k in ("harmless", "malicious", "suspicious", "undetected")
                        and isinstance(v, int))

@@ -302,3 +302,15 @@ def summarize(raw: dict) -> dict:
     if raw.get("submitted"):
         out["submitted"] = raw["submitted"]
     return out
+
+
+def summary_of(record: dict) -> dict | None:
+    """The ``vt`` summary of a record: its own, or made from the raw answer of a
+    ``vex-cache export`` entry (which carries ``provider`` and ``raw`` instead)."""
+    vt = record.get("vt")
+    if isinstance(vt, dict):
+        return vt
+    raw = record.get("raw")
+    if record.get("provider") == "virustotal" and isinstance(raw, dict):
+        return summarize(raw)
+    return None

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from vexpipe import mitre, records
+from vexpipe import mitre, records, vtmodel
 from vexpipe.cli import add_attack_table_argument, load_attack_table
 from vexpipe.runtime import ArgumentParser, Exit, Filter, StageError
 
@@ -58,8 +58,8 @@ class Mitre(Filter):
         version = self.table.version
         for _source, _line, value in self.json_values():
             for rec in records.ioc_records(value):
-                vt = rec.get("vt")
-                if not isinstance(vt, dict) or "skipped" in vt:
+                vt = vtmodel.summary_of(rec)
+                if vt is None or "skipped" in vt:
                     continue
                 key = (rec.get("type"), rec.get("ioc"), vt.get("fetched_at"), vt.get("id"))
                 found = self.memo.get(key)
