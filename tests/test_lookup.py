@@ -336,6 +336,7 @@ def test_vex_cache_stats_export_import_prune_clear(env, vt):
                          input="evil-a.com\nclean-b.com\n"))
     assert [r["verdict"] for r in offline] == ["MALICIOUS", "CLEAN"]
     assert offline[0]["vt"]["stats"]["malicious"] == 12
+    assert "raw" not in offline[0]["vt"]  # re-derived from the raw answer, which stays out without --raw
     assert b"removed 0" in run("vex-cache", "prune", env=env).stderr
     assert b"removed 2" in run("vex-cache", "clear", env=env).stderr
     assert orjson.loads(run("vex-cache", "stats", env=env).stdout)["entries"] == 0
@@ -405,7 +406,15 @@ def test_investigate_domain_file_url(env, vt):
     ids = [t["id"] for t in f["vt"]["behaviour"]["mitre_attack_techniques"]]
     assert "T1055" in ids and f["vt"]["behaviour"]["tags"][0] == "LONG_SLEEPS"
     assert f["vt"]["behaviour_mitre_trees"]["Zenbox"][0]["techniques"][0]["id"] == "T1053.005"
-    assert f["vt"]["requests"] == 3
+    # Sandbox reports: when and where each ran, without the full report.
+    sandboxes = f["vt"]["relationships"]["behaviours"]["items"]
+    assert [(b["sandbox_name"], b["analysis_date"]) for b in sandboxes] == [
+        ("Zenbox", "2025-11-28T00:00:00Z"), ("CAPE Sandbox", "2025-11-25T00:00:00Z")]
+    db = os.path.join(env["XDG_CACHE_HOME"], "vexpipe", "cache.sqlite3")
+    with sqlite3.connect(db) as conn:
+        raw, = conn.execute("SELECT raw FROM cache WHERE ioc = ?", (sha,)).fetchone()
+    assert b"Zenbox" in raw and b"processes_tree" not in raw  # reports trimmed before caching
+    assert f["vt"]["requests"] == 4
     assert url["vt"]["relationships"]["last_serving_ip_address"]["items"][0]["id"] == "203.0.113.77"
     assert url["vt"]["requests"] == 1 and ip["vt"]["requests"] == 2
     query = vt.requests(path="/domains/evil-a.com")[0].query

@@ -161,7 +161,9 @@ def test_timeline_from_lookup_output(enriched):
     kinds = {e["event"] for e in events}
     assert {"last_analysis", "first_submission", "pe_compiled", "first_seen_in_the_wild", "file_created",
             "whois_created", "whois_expires", "dns_resolution", "whois_record_seen", "certificate_valid_from",
-            "certificate_valid_until"} <= kinds
+            "certificate_valid_until", "sandbox_analysis"} <= kinds
+    sandbox = [e["detail"] for e in events if e["event"] == "sandbox_analysis"]
+    assert sandbox == ["CAPE Sandbox: MALWARE, TROJAN", "Zenbox: MALWARE, TROJAN"]
     res = [e for e in events if e["event"] == "dns_resolution" and e["ioc"] == "evil-c2.com"]
     assert len(res) == 3 and res[0]["detail"].startswith("evil-c2.com -> 203.0.113.")
     assert all(set(e) == {"time", "ioc", "type", "event", "source", "detail"} for e in events)

@@ -384,6 +384,20 @@ def behaviour_summary(oid: str) -> dict:
     }, "links": {"self": "..."}}
 
 
+def sandbox_reports(oid: str) -> dict:
+    """GET /files/{id}/behaviours: full file_behaviour objects, one per sandbox."""
+    data = []
+    for n, sandbox in enumerate(("Zenbox", "CAPE Sandbox")):
+        attrs = dict(behaviour_summary(oid)["data"])
+        attrs.update({"sandbox_name": sandbox, "analysis_date": BASE_TIME - (n + 1) * 3 * 86400,
+                      "behash": hashlib.md5(f"{oid}{sandbox}".encode()).hexdigest(), "has_html_report": True,
+                      "has_pcap": n == 0, "has_evtx": False, "has_memdump": False,
+                      "processes_tree": [{"process_id": "2212", "name": "invoice_2211.exe", "children": []}]})
+        data.append({"type": "file_behaviour", "id": f"{oid}_{sandbox}", "attributes": attrs,
+                     "links": {"self": f"/api/v3/file_behaviours/{oid}_{sandbox}"}})
+    return {"data": data, "meta": {"count": len(data)}, "links": {"self": "..."}}
+
+
 def mitre_trees(oid: str) -> dict:
     return {"data": {"Zenbox": {"tactics": [
         {"id": "TA0002", "name": "Execution", "link": "https://attack.mitre.org/tactics/TA0002/", "description": "...",
@@ -545,6 +559,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, json.dumps(historical_whois(value)).encode()
             if sub == "behaviour_summary" and collection == "files":
                 return 200, json.dumps(behaviour_summary(obj["id"])).encode()
+            if sub == "behaviours" and collection == "files" and profile == "malicious":
+                return 200, json.dumps(sandbox_reports(obj["id"])).encode()
             if sub == "behaviour_mitre_trees" and collection == "files":
                 return 200, json.dumps(mitre_trees(obj["id"])).encode()
             return 200, json.dumps(embedded_relationship(collection, obj["id"], sub, profile)).encode()

@@ -131,7 +131,7 @@ class Enricher:
                 raw = orjson.loads(entry["raw"])
             verdict, reason = self.provider.verdict(summary)
             return Outcome(summary=summary, verdict=verdict, reason=reason, cached=True, stale=not fresh,
-                           fetched_at=entry["fetched_at"], raw=raw)
+                           fetched_at=entry["fetched_at"], raw=raw if self.include_raw else None)
         return None
 
     def fetch(self, ioc_type: str, ioc: str) -> Outcome:

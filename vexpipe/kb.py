@@ -43,8 +43,12 @@ def default_path() -> Path:
     return Path(base) / "vexpipe" / "kb.sqlite3"
 
 
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def now(precise: bool = False) -> str:
+    """UTC now, ISO 8601; ``precise`` adds milliseconds (verdict checks may come
+    several a second, and each is a row of history)."""
+    t = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+    return f"{stamp}.{int(t * 1000) % 1000:03d}Z" if precise else stamp + "Z"
 
 
 def key_of(value: str, allow_network: bool = False) -> tuple[str, str]:
@@ -99,7 +103,7 @@ class KnowledgeBase:
         """Store a verdict; return the previous one (None the first time)."""
         row = self.conn.execute("SELECT verdict FROM verdicts WHERE type = ? AND ioc = ? ORDER BY checked DESC "
                                 "LIMIT 1", key).fetchone()
-        self.conn.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?)", (*key, verdict, checked or now()))
+        self.conn.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?)", (*key, verdict, checked or now(precise=True)))
         return row[0] if row else None
 
     # --- reads -----------------------------------------------------------------

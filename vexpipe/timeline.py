@@ -4,8 +4,8 @@ One event per dated fact in a record: ``{time, ioc, type, event, source,
 detail}``, ``time`` ISO 8601 UTC. Sources: ``virustotal`` (the ``vt`` summary:
 submissions, analyses, file creation and first seen in the wild, PE compile
 time, signature date, whois creation/update/expiry, DNS resolutions,
-historical whois records, certificate validity) and ``kb`` (knowledge-base
-notes, when vex-kb annotate added them).
+historical whois records, certificate validity, sandbox analyses) and ``kb``
+(knowledge-base notes, when vex-kb annotate added them).
 """
 
 from __future__ import annotations
@@ -94,6 +94,11 @@ def _ioc_events(rec: dict) -> Iterator[dict]:
             if isinstance(item, dict):
                 candidates.append(_event(item.get("date"), rec, "dns_resolution", "virustotal",
                                          f"{item.get('host_name')} -> {item.get('ip_address')}"))
+        for item in (rels.get("behaviours") or {}).get("items") or []:
+            if isinstance(item, dict):
+                verdicts = ", ".join(v for v in item.get("verdicts") or [] if isinstance(v, str))
+                candidates.append(_event(item.get("analysis_date"), rec, "sandbox_analysis", "virustotal",
+                                         f"{item.get('sandbox_name')}: {verdicts or 'no verdict'}"))
         for item in (rels.get("historical_whois") or {}).get("items") or []:
             if isinstance(item, dict):
                 candidates.append(_event(item.get("first_seen_date"), rec, "whois_record_seen", "virustotal",

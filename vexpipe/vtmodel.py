@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 GUI = "https://www.virustotal.com/gui"
 # Bump when the summary's shape changes: cached raw answers are then re-summarised.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: sandbox reports (name, analysis date, verdicts) under relationships.behaviours
 
 COLLECTION = {
     "md5": "files", "sha1": "files", "sha256": "files",
@@ -47,6 +47,12 @@ PREMIUM = {
     "urls": ("contacted_domains", "contacted_ips", "downloaded_files", "redirects_to"),
 }
 LIST_LIMIT = 40  # items kept per list in a summary (first page of a relationship)
+SANDBOX_LIMIT = 10  # sandbox reports fetched per file (each is a full report)
+# What is kept of each sandbox report: when and where it ran and what it
+# concluded. The full report is large and its contents come merged in the
+# behaviour_summary, so the rest is dropped before it reaches the cache.
+SANDBOX_FIELDS = ("sandbox_name", "analysis_date", "verdicts", "verdict_confidence", "behash",
+                  "has_pcap", "has_html_report", "has_evtx", "has_memdump")
 
 
 def object_id(ioc_type: str, ioc: str) -> str:
@@ -209,6 +215,20 @@ def summarize_relationship(name: str, body: Any) -> dict:
     return out
 
 
+def trim_behaviours(body: Any) -> Any:
+    """GET /files/{id}/behaviours, each sandbox report cut down to SANDBOX_FIELDS."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        return body
+    trimmed = []
+    for item in data:
+        if isinstance(item, dict):
+            attrs = item.get("attributes") if isinstance(item.get("attributes"), dict) else {}
+            trimmed.append({"type": item.get("type"), "id": item.get("id"),
+                            "attributes": {k: attrs[k] for k in SANDBOX_FIELDS if k in attrs}})
+    return {**body, "data": trimmed}
+
+
 def _relationship_item(name: str, item: dict) -> dict:
     attrs = item.get("attributes") if isinstance(item.get("attributes"), dict) else {}
     out: dict[str, Any] = {"type": item.get("type"), "id": item.get("id")}
@@ -220,6 +240,10 @@ def _relationship_item(name: str, item: dict) -> dict:
         for field in ("Registrar", "Creation Date", "Updated Date", "Registry Expiry Date", "Registrant Organization"):
             if isinstance(whois.get(field), str):
                 out[field.lower().replace(" ", "_")] = whois[field]
+    elif name == "behaviours":
+        out.update(_pick(attrs, ("sandbox_name", "verdicts", "behash", "has_pcap"), ("analysis_date",)))
+        if "sandbox_name" not in out and "_" in str(item.get("id")):
+            out["sandbox_name"] = str(item["id"]).split("_", 1)[1]  # id is "{sha256}_{Sandbox Name}"
     else:
         context = item.get("context_attributes")
         if isinstance(context, dict) and isinstance(context.get("url"), str):

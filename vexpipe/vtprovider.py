@@ -84,6 +84,11 @@ class VirusTotal:
                     relationships[rel] = {"data": []}
             behaviours = relationships.get("behaviours")
             if collection == "files" and isinstance(behaviours, dict) and behaviours.get("data"):
+                # The descriptors name the sandboxes; their analysis dates need
+                # the reports themselves, trimmed before they reach the cache.
+                s, b = self._get(f"{path}/behaviours", None, sent, limit=vtmodel.SANDBOX_LIMIT)
+                if s == 200:
+                    relationships["behaviours"] = vtmodel.trim_behaviours(b)
                 for part in ("behaviour_summary", "behaviour_mitre_trees"):
                     s, b = self._get(f"{path}/{part}", None, sent)
                     if s == 200:
