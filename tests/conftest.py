@@ -40,6 +40,26 @@ def run(name: str, *args: str, input: bytes | str | None = None, env: dict | Non
                           env=env if env is not None else os.environ.copy())
 
 
+def run_on_terminal(name: str, *args: str, stream: str, input: bytes, env: dict) -> bytes:
+    """Run an executable with its ``stream`` ("stdout" or "stderr") on a pseudo-terminal,
+    as a person sees it; return what it wrote there."""
+    import pty
+
+    master, slave = pty.openpty()
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, stream: slave}
+    proc = subprocess.Popen([exe(name), *args], env=env, **pipes)
+    os.close(slave)
+    proc.communicate(input, timeout=60)
+    out = b""
+    try:
+        while chunk := os.read(master, 65536):
+            out += chunk
+    except OSError:  # EIO: the other end is closed and everything was read
+        pass
+    os.close(master)
+    return out
+
+
 @pytest.fixture
 def isolated_env(tmp_path):
     """Environment with XDG dirs under a temp dir, so tests never touch the user's files."""

@@ -11,7 +11,7 @@ import subprocess
 
 import orjson
 
-from conftest import BIN, ROOT, run
+from conftest import BIN, ROOT, run, run_on_terminal
 
 
 def lines(out: bytes) -> list:
@@ -88,6 +88,24 @@ def test_kb_allowlist_is_honoured_by_lookup(env, vt):
 
 # --- vex-fmt --------------------------------------------------------------------------------
 
+def test_fmt_console_shows_the_key_facts_of_an_investigation(env, vt):
+    sha = "8f3a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8"
+    vt.profiles.update({"malicious-drop.com": "malicious", sha: "malicious"})
+    looked = run("vex-lookup", "--investigate", "--fail-on", "none", input=f"malicious-drop.com\n45.83.193.150\n{sha}\n",
+                 env={**env, "VT_API_KEY": "test-key-premium", "VEXPIPE_TIER": "premium"})
+    assert looked.returncode == 0, looked.stderr
+    text = run("vex-fmt", "--format", "console", input=looked.stdout).stdout.decode()
+    blocks = {b.split("  ")[1]: b for b in text.strip().split("\n\n")}
+    domain, ip, file = blocks["malicious-drop.com"], blocks["45.83.193.150"], blocks[sha]
+    assert re.search(r"registered +NameCheap, Inc\., created 20\d\d-\d\d-\d\d, expires", domain)
+    assert re.search(r"resolutions +3: 203\.0\.113\.\d+ \(20", domain)  # the other side, with its date
+    assert re.search(r"dns +A 203\.0\.113\.77", domain) and "subdomains" in domain
+    assert re.search(r"resolutions +\d+: \S+\.\S+ \(20", ip) and re.search(r"network +45\.83\.193\.0/24 AS\d+", ip)
+    assert re.search(r"sandbox +Zenbox: malicious \(Emotet\)", file) and re.search(r"yara +Emotet_Loader_2025", file)
+    assert re.search(r"commands +cmd\.exe /c schtasks", file) and re.search(r"contacted ips +2: ", file)
+    assert "registered" not in file  # files have a creation date, not a registration
+
+
 HOSTILE = {"ioc": "http://evil.com/\u001b[2J\u001b]0;pwned\u0007", "type": "url", "verdict": "MALICIOUS",
            "vt": {"title": "\u001b[31mFAKE\u001b[0m\r\nnext line\u202etxt.exe", "stats": {"malicious": 5, "undetected": 60},
                   "meaningful_name": "=HYPERLINK(\"http://x\")"}}
@@ -129,24 +147,10 @@ def test_fmt_defang_and_colour_rules():
 
 
 def test_fmt_colour_only_on_a_terminal_and_never_with_no_color():
-    import pty
-
     rec = orjson.dumps({"ioc": "evil.com", "type": "domain", "verdict": "MALICIOUS"}) + b"\n"
 
     def through_pty(extra_env, *args):
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([str(BIN / "vex-fmt"), *args], stdin=subprocess.PIPE, stdout=slave,
-                                stderr=subprocess.PIPE, env={**os.environ, **extra_env})
-        os.close(slave)
-        proc.communicate(rec, timeout=20)
-        out = b""
-        try:
-            while chunk := os.read(master, 65536):
-                out += chunk
-        except OSError:
-            pass
-        os.close(master)
-        return out
+        return run_on_terminal("vex-fmt", *args, stream="stdout", input=rec, env={**os.environ, **extra_env})
 
     assert b"\x1b[1;31m" in through_pty({})
     assert b"\x1b[" not in through_pty({"NO_COLOR": "1"})

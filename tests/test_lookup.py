@@ -14,7 +14,7 @@ import time
 import orjson
 import pytest
 
-from conftest import FREE_KEY, exe, run
+from conftest import FREE_KEY, exe, run, run_on_terminal
 from vtserver import Fault
 
 def lookup(env, *args, input="", timeout=120):
@@ -507,21 +507,9 @@ def test_parallel_processes_share_one_minute_quota(env, vt):
 
 
 def test_progress_only_on_a_terminal(env, vt):
-    import pty
-
     vt.latency = 0.3
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([exe("vex-lookup"), "-j", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=slave, env={**env, "VEXPIPE_PER_MINUTE": "4"})
-    os.close(slave)
-    proc.communicate(b"clean-a.com\nclean-b.com\nclean-c.com\n", timeout=60)
-    err = b""
-    try:
-        while chunk := os.read(master, 65536):
-            err += chunk
-    except OSError:
-        pass
-    os.close(master)
+    err = run_on_terminal("vex-lookup", "-j", "1", stream="stderr", input=b"clean-a.com\nclean-b.com\nclean-c.com\n",
+                          env={**env, "VEXPIPE_PER_MINUTE": "4"})
     assert b"in flight" in err and b"requests left this minute" in err and b"cache hits" in err
     assert err.endswith(b"\r\x1b[K")  # the line is cleared at the end
     piped = lookup(env, "--refresh", input="clean-a.com\n")

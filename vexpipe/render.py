@@ -102,6 +102,103 @@ def details(rec: dict) -> str:
     return "; ".join(parts)
 
 
+def _join(values: Any, limit: int = 4) -> str:
+    items = [str(v) for v in values if v not in (None, "")] if isinstance(values, list) else []
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _day(value: Any) -> str:
+    return str(value)[:10] if value else ""
+
+
+def _item_name(item: Any, ioc: Any) -> str:
+    """How a relationship item reads: the other side of a resolution, a whois record's
+    registrar, the URL, the sandbox, or the id."""
+    if not isinstance(item, dict):
+        return str(item)
+    if item.get("type") == "resolution":
+        other = item.get("host_name") if item.get("ip_address") == ioc else item.get("ip_address")
+        return f"{other} ({_day(item.get('date'))})"
+    if item.get("type") == "whois":
+        return f"{item.get('registrar')} ({_day(item.get('first_seen_date'))})"
+    return str(item.get("url") or item.get("sandbox_name") or item.get("id") or "")
+
+
+def facts(rec: dict) -> list[tuple[str, str]]:
+    """The key facts of an enriched IOC record, as (label, text) lines: what vex-fmt's
+    console view shows under each IOC (like vex-ioc's investigate view)."""
+    vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
+    out: list[tuple[str, Any]] = [
+        ("detections", detections(vt)), ("reason", vt.get("verdict_reason")), ("link", vt.get("link")),
+        ("reputation", vt.get("reputation")), ("tags", _join(vt.get("tags"), 8))]
+    if vt.get("skipped"):
+        out.append(("skipped", vt["skipped"]))
+    for err in rec.get("errors") or []:
+        if isinstance(err, dict):
+            out.append(("error", f"{err.get('stage')} {err.get('code')}: {err.get('message')}"))
+    # By type: the network, the registration, the page, the file.
+    if vt.get("as_owner") or vt.get("asn"):
+        out.append(("network", f"{vt.get('network') or ''} AS{vt.get('asn') or '?'} {vt.get('as_owner') or ''}"
+                               f" {vt.get('country') or ''}".strip()))
+    if vt.get("object_type") == "domain":
+        out.append(("registered", f"{vt.get('registrar') or '?'}, created {_day(vt.get('creation_date')) or '?'}, "
+                                  f"expires {_day(vt.get('expiration_date')) or '?'}"))
+    records_ = vt.get("last_dns_records")
+    if isinstance(records_, list):
+        out.append(("dns", _join([f"{r.get('type')} {r.get('value')}" for r in records_ if isinstance(r, dict)], 6)))
+    if vt.get("last_final_url") and vt.get("last_final_url") != vt.get("url"):
+        out.append(("final url", vt["last_final_url"]))
+    if vt.get("title") or vt.get("last_http_response_code"):
+        out.append(("page", f"HTTP {vt.get('last_http_response_code') or '?'} {vt.get('title') or ''}".strip()))
+    if isinstance(vt.get("categories"), dict):
+        out.append(("categories", _join(sorted({str(v) for v in vt["categories"].values()}), 6)))
+    out.append(("threat", _join(vt.get("threat_names"))))
+    ptc = vt.get("popular_threat_classification")
+    if isinstance(ptc, dict):
+        out.append(("threat", ptc.get("label")))
+    if vt.get("type_description") or vt.get("size"):
+        out.append(("file", f"{vt.get('type_description') or '?'}, {vt.get('size') or '?'} bytes"))
+    out.append(("names", _join(vt.get("names"))))
+    for sv in vt.get("sandbox_verdicts") or []:
+        if isinstance(sv, dict):
+            names = _join(sv.get("malware_names"))
+            out.append(("sandbox", f"{sv.get('sandbox')}: {sv.get('category')}" + (f" ({names})" if names else "")))
+    out.append(("yara", _join([y.get("rule_name") for y in vt.get("crowdsourced_yara") or [] if isinstance(y, dict)])))
+    out.append(("first seen", _day(vt.get("first_submission_date"))))
+    out.append(("analysed", _day(vt.get("last_analysis_date"))))
+    rels = vt.get("relationships")
+    if isinstance(rels, dict):
+        for name, rel in rels.items():
+            if not isinstance(rel, dict):
+                continue
+            if rel.get("available") is False:
+                out.append((name.replace("_", " "), f"not available ({rel.get('reason') or 'premium'})"))
+            elif rel.get("count"):
+                items = [_item_name(i, rec.get("ioc")) for i in rel.get("items") or []]
+                out.append((name.replace("_", " "), f"{rel['count']}: {_join(items, 3)}"))
+    beh = vt.get("behaviour")
+    if isinstance(beh, dict):
+        for key, label in (("processes_created", "processes"), ("command_executions", "commands"),
+                           ("registry_keys_set", "registry"), ("dns_lookups", "dns lookups"),
+                           ("ip_traffic", "traffic")):
+            values = beh.get(key) or []
+            if isinstance(values, list):
+                out.append((label, _join([v.get("key") or v.get("hostname") or
+                                          f"{v.get('destination_ip')}:{v.get('destination_port')}"
+                                          if isinstance(v, dict) else v for v in values], 3)))
+    for t in (rec.get("mitre") or [])[:8]:
+        if isinstance(t, dict):
+            out.append(("att&ck", f"{t.get('id')} {t.get('name')} ({t.get('source')}: {t.get('evidence')})"))
+    kb = rec.get("kb") if isinstance(rec.get("kb"), dict) else {}
+    out.append(("kb tags", _join(kb.get("tags"), 8)))
+    out.append(("watchlists", _join(kb.get("watchlists"), 8)))
+    for note in kb.get("notes") or []:
+        if isinstance(note, dict):
+            out.append(("note", f"{note.get('created')}: {note.get('text')}"))
+    return [(label, str(value)) for label, value in out if value not in (None, "", [])]
+
+
 def verdict_of(rec: dict) -> str:
     if rec.get("verdict"):
         return str(rec["verdict"])

@@ -147,20 +147,11 @@ class Fmt(Filter):
                   f"{render.safe(event.get('event'))}  {render.safe(event.get('detail'))}".rstrip())
 
     def console_block(self, rec: dict, row: dict) -> None:
-        vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
         self.text(f"{self.paint(row['verdict'], row['verdict'])}  {render.safe(row['ioc'])}  ({render.safe(row['type'])})")
-        facts = [("detections", row["detections"]), ("reason", vt.get("verdict_reason")), ("link", vt.get("link")),
-                 ("reputation", vt.get("reputation")), ("tags", ", ".join(map(str, vt.get("tags") or []))),
-                 ("details", row["details"])]
-        for t in (rec.get("mitre") or [])[:8]:
-            if isinstance(t, dict):
-                facts.append(("att&ck", f"{t.get('id')} {t.get('name')} ({t.get('source')}: {t.get('evidence')})"))
-        for note in ((rec.get("kb") or {}).get("notes") or []):
-            if isinstance(note, dict):
-                facts.append(("note", f"{note.get('created')}: {note.get('text')}"))
+        facts = render.facts(rec)
+        width = max((len(name) for name, _ in facts), default=0)
         for name, value in facts:
-            if value not in (None, "", []):
-                self.text(f"    {name:11s} {render.safe(value)}")
+            self.text(f"    {render.safe(name):{width}s}  {render.safe(value)}")
         self.text("")
 
     def print_summary(self) -> None:
