@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -228,6 +229,26 @@ def test_unreachable_provider_exits_69(env):
     p = lookup({**env, "VEXPIPE_BASE_URL": f"http://127.0.0.1:{port}/api/v3"}, input="clean-a.com\n")
     assert p.returncode == 69
     assert out(p)[0]["errors"][0]["code"] == "network"
+
+
+def test_ctrl_c_still_writes_every_record_read(env, vt):
+    lookup(env, input="clean-known.com\n")  # cached: answered at once in the next run
+    vt.latency = 5
+    proc = subprocess.Popen([exe("vex-lookup")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdin.write(b"clean-slow-1.com\nclean-known.com\nclean-slow-2.com\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 10
+    while len(vt.requests()) < 3 and time.monotonic() < deadline:  # both slow lookups are under way
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and b"Traceback" not in err and b"interrupted" in err
+    recs = [orjson.loads(line) for line in stdout.splitlines()]
+    assert [r["ioc"] for r in recs] == ["clean-slow-1.com", "clean-known.com", "clean-slow-2.com"]
+    assert recs[1]["verdict"] == "CLEAN" and recs[1]["vt"]["cached"]
+    for r in (recs[0], recs[2]):
+        assert r["errors"][0]["code"] == "interrupted" and "verdict" not in r
 
 
 def test_refused_key_stops_with_77(env, vt):

@@ -36,7 +36,7 @@ examples:
 record: adds vt (summary; vt.skipped for IOCs never sent), verdict (MALICIOUS,
   SUSPICIOUS, UNKNOWN, CLEAN), or errors [{stage: lookup, code, message}] with code
   quota_exceeded, rate_limited, http_5xx, timeout, bad_response, network, auth,
-  offline_miss
+  offline_miss, interrupted (Ctrl-C: records in flight still come out)
 
 files: $XDG_CONFIG_HOME/vexpipe/config.toml (settings), credentials.toml (key, 0600),
   $XDG_CACHE_HOME/vexpipe/cache.sqlite3 (cache and rate-limit state, shared)
@@ -234,15 +234,29 @@ class Lookup(Filter):
     # --- the loop ----------------------------------------------------------
 
     def loop(self) -> None:
-        for _source, _line, value in self.json_values():
-            self.take(value)
-            self.drain(block=False)
-            while len(self.pending) >= self.window:
+        try:
+            for _source, _line, value in self.json_values():
+                self.take(value)
+                self.drain(block=False)
+                while len(self.pending) >= self.window:
+                    self.drain(block=True)
+                    self.flush()
+            while self.pending:
                 self.drain(block=True)
                 self.flush()
-        while self.pending:
-            self.drain(block=True)
-            self.flush()
+        except KeyboardInterrupt:
+            self.write_interrupted()
+            raise
+
+    def write_interrupted(self) -> None:
+        """Ctrl-C: the records read but not yet written still come out (nothing vanishes),
+        those whose lookup had not finished with an ``interrupted`` error."""
+        self.stop.set()
+        cut = Outcome(error=("interrupted", "the run was interrupted before this IOC was looked up"))
+        for item in self.pending:
+            item.waits = [(rec, future if _answered(future) else cut, first) for rec, future, first in item.waits]
+            self.finish(item)
+        self.pending.clear()
 
     def take(self, value: Any) -> None:
         item = Item(value)
@@ -421,6 +435,11 @@ def kb_allowlist() -> list[str]:
     if not path.exists():
         return []
     return kb.KnowledgeBase(path, create=False).allowlist()
+
+
+def _answered(future: Future | Outcome) -> bool:
+    """Done with an outcome (not with an exception, such as the cancellation a stop causes)."""
+    return future.done() and (isinstance(future, Outcome) or future.exception() is None)
 
 
 @functools.lru_cache(maxsize=65536)
