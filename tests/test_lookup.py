@@ -277,6 +277,75 @@ def test_daily_quota_marks_the_rest(env, vt):
     assert p.returncode == 3 and len(vt.requests()) == 2
 
 
+def test_wait_quota_waits_for_the_day_instead_of_failing(env, vt):
+    proc = subprocess.Popen([exe("vex-lookup"), "--per-day", "1", "--wait-quota"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdin.write(b"clean-a.com\nclean-b.com\n")
+    proc.stdin.close()
+    first = orjson.loads(proc.stdout.readline())  # the first goes at once and is written at once
+    assert first["ioc"] == "clean-a.com" and first["verdict"] == "CLEAN"
+    time.sleep(2)
+    assert proc.poll() is None and len(vt.requests()) == 1  # the second waits for 00:00 UTC
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    assert orjson.loads(proc.stdout.read())["errors"][0]["code"] == "interrupted"
+
+
+class ForwardProxy:
+    """A plain HTTP forward proxy on 127.0.0.1 (absolute-URI requests), logging what it relays."""
+
+    def __init__(self):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                seen.append((self.path, dict(self.headers)))
+                target = urlsplit(self.path)
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("proxy-connection", "host")}
+                conn.request("GET", target.path + (f"?{target.query}" if target.query else ""), headers=headers)
+                answer = conn.getresponse()
+                body = answer.read()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_http_proxy_from_the_environment_is_used_and_no_proxy_honoured(env, vt):
+    proxy = ForwardProxy()
+    try:
+        clean = {k: v for k, v in env.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
+        p = lookup({**clean, "HTTP_PROXY": proxy.url}, input="clean-a.com\n")
+        assert p.returncode == 0 and out(p)[0]["verdict"] == "CLEAN", p.stderr
+        [(path, headers)] = proxy.seen
+        assert path.startswith(vt.base_url + "/domains/clean-a.com") and FREE_KEY not in path
+        assert headers.get("x-apikey") == FREE_KEY  # in its header only
+        p = lookup({**clean, "HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"}, "--refresh", input="clean-a.com\n")
+        assert p.returncode == 0 and len(proxy.seen) == 1 and len(vt.requests()) == 2  # straight to the server
+    finally:
+        proxy.stop()
+
+
 def test_usage_and_config_errors(env):
     assert lookup(env, "--jobs", "0").returncode == 64
     assert lookup(env, "--offline", "--refresh").returncode == 64

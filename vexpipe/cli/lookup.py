@@ -42,7 +42,8 @@ files: $XDG_CONFIG_HOME/vexpipe/config.toml (settings), credentials.toml (key, 0
   $XDG_CACHE_HOME/vexpipe/cache.sqlite3 (cache and rate-limit state, shared)
 environment: VT_API_KEY, VEXPIPE_BASE_URL, VEXPIPE_TIER, VEXPIPE_PER_MINUTE,
   VEXPIPE_PER_DAY, VEXPIPE_PER_MONTH, VEXPIPE_TIMEOUT, VEXPIPE_BACKOFF, VEXPIPE_CACHE,
-  HTTPS_PROXY, NO_PROXY (precedence: flag > environment > file)
+  HTTPS_PROXY (HTTP_PROXY for an http base URL), NO_PROXY (precedence: flag >
+  environment > file)
 
 exit status: 0 nothing at or above --fail-on (default SUSPICIOUS), 1 SUSPICIOUS seen,
   2 MALICIOUS seen, 3 some IOC not enriched (and none MALICIOUS), 64 usage,
