@@ -272,8 +272,10 @@ def test_patterns_escape_odd_urls(urls):
     assert valid and not problems, problems
     for r in recs:
         sco = stix.observable(r)
-        # The refanged value, URI-encoded where it has to be; quotes escaped only inside the pattern.
-        assert sco["value"] == stix.uri(r["ioc"]) and urllib.parse.unquote(sco["value"]) == r["ioc"] or "%" in r["ioc"]
+        # The canonical value (white space around it trimmed), URI-encoded where it has to be;
+        # quotes escaped only inside the pattern.
+        value = r["ioc"].strip()
+        assert sco["value"] == stix.uri(value) and urllib.parse.unquote(sco["value"]) == value or "%" in value
 
 
 def test_stages_read_cache_export_entries(enriched, env):
@@ -289,3 +291,40 @@ def test_stages_read_cache_export_entries(enriched, env):
     assert valid and not problems, problems
     f = next(o for o in bundle["objects"] if o["type"] == "file" and o["hashes"].get("SHA-256") == SHA)
     assert set(f["hashes"]) == {"MD5", "SHA-1", "SHA-256"}
+
+
+# --- every stage survives records of any shape ----------------------------------------------
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False),
+                  st.text(max_size=12), st.sampled_from(["evil.com", "8.8.8.8", "T1055", "MALICIOUS",
+                                                         "2025-11-30T00:00:00Z", "\x1b[2J", "=cmd"]))
+_json = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                     st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                     max_leaves=8)
+_VT_KEYS = ["stats", "relationships", "behaviour", "behaviour_mitre_trees", "tags", "last_analysis_date",
+            "first_submission_date", "creation_date", "popular_threat_classification", "sandbox_verdicts",
+            "crowdsourced_yara", "last_https_certificate", "last_dns_records", "names", "categories", "link",
+            "found", "md5", "sha1", "sha256", "id", "verdict_reason", "fetched_at", "signature", "whois_date"]
+_vt = st.dictionaries(st.sampled_from(_VT_KEYS), _json, max_size=8)
+_IOCS = [("evil.com", "domain"), ("8.8.8.8", "ipv4"), ("http://evil.com/a", "url"), (SHA, "sha256"),
+         ("2001:db8::1", "ipv6"), ("bob@evil.com", "email"), ("EVIL[.]com", "domain")]
+_record = st.tuples(st.one_of(st.sampled_from(_IOCS), st.tuples(_leaf, _leaf)),
+                    st.dictionaries(st.sampled_from(["vt", "verdict", "mitre", "kb", "errors", "seen", "iocs",
+                                                     "time", "event"]), _json, max_size=4),
+                    st.one_of(st.none(), _vt)).map(
+    lambda t: {"ioc": t[0][0], "type": t[0][1], **t[1], **({"vt": t[2]} if t[2] is not None else {})})
+
+
+@settings(max_examples=12)
+@given(st.lists(_record, min_size=1, max_size=6))
+def test_every_stage_survives_records_of_any_shape(recs):
+    data = b"".join(orjson.dumps(r) + b"\n" for r in recs)
+    for cmd in (["vex-mitre"], ["vex-timeline"], ["vex-stix"], ["vex-kb", "annotate"], ["vex-fmt"],
+                ["vex-fmt", "--format", "console"], ["vex-fmt", "--format", "csv"]):
+        p = run(*cmd, input=data)
+        assert p.returncode in (0, 1, 2, 3), (cmd, p.stderr)
+        assert b"internal error" not in p.stderr and b"Traceback" not in p.stderr, (cmd, p.stderr)
+        if cmd[0] == "vex-stix":  # what it makes of odd records is still strictly valid STIX
+            assert validate_string(p.stdout.decode(), ValidationOptions(strict=True)).is_valid
+        elif cmd[0] != "vex-fmt":
+            assert len(lines(p.stdout)) >= len(recs) or cmd == ["vex-timeline"], cmd

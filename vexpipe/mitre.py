@@ -20,6 +20,7 @@ import re
 from typing import Any, Iterator, NamedTuple
 
 from vexpipe.attack import AttackTable
+from vexpipe.records import as_list
 
 EVIDENCE_MAX = 200
 SEVERITY_CONFIDENCE = {"HIGH": 90, "MEDIUM": 80, "LOW": 70, "INFO": 60, "UNKNOWN": 60}
@@ -185,7 +186,7 @@ def _short(text: str) -> str:
 def evidence(vt: dict) -> Iterator[Hit]:
     """Every piece of ATT&CK evidence in a ``vt`` summary, strongest kinds first."""
     behaviour = vt.get("behaviour") if isinstance(vt.get("behaviour"), dict) else {}
-    for t in behaviour.get("mitre_attack_techniques") or []:
+    for t in as_list(behaviour.get("mitre_attack_techniques")):
         if isinstance(t, dict) and isinstance(t.get("id"), str):
             severity = str(t.get("severity") or "").upper().replace("IMPACT_SEVERITY_", "")
             yield Hit(t["id"], "vt-sandbox", _short(str(t.get("description") or t["id"])),
@@ -193,18 +194,18 @@ def evidence(vt: dict) -> Iterator[Hit]:
     trees = vt.get("behaviour_mitre_trees")
     if isinstance(trees, dict):
         for sandbox, tactics in trees.items():
-            for tactic in tactics or []:
-                for t in (tactic or {}).get("techniques") or []:
+            for tactic in as_list(tactics):
+                for t in as_list(tactic.get("techniques")) if isinstance(tactic, dict) else []:
                     if isinstance(t, dict) and isinstance(t.get("id"), str):
-                        sig = next((s.get("description") for s in t.get("signatures") or [] if isinstance(s, dict)), "")
+                        sig = next((s.get("description") for s in as_list(t.get("signatures")) if isinstance(s, dict)), "")
                         yield Hit(t["id"], "vt-sandbox-tree", _short(f"{sandbox}: {sig or t.get('name', '')}"),
                                   SOURCE_CONFIDENCE["vt-sandbox-tree"])
-    texts: list[tuple[str, str]] = [("tag", t) for t in vt.get("tags") or [] if isinstance(t, str)]
-    texts += [("sandbox-tag", t.lower().replace("_", "-")) for t in behaviour.get("tags") or [] if isinstance(t, str)]
-    for rule in vt.get("crowdsourced_yara") or []:
+    texts: list[tuple[str, str]] = [("tag", t) for t in as_list(vt.get("tags")) if isinstance(t, str)]
+    texts += [("sandbox-tag", t.lower().replace("_", "-")) for t in as_list(behaviour.get("tags")) if isinstance(t, str)]
+    for rule in as_list(vt.get("crowdsourced_yara")):
         if isinstance(rule, dict):
             texts += [("yara", str(rule[k])) for k in ("rule_name", "ruleset_name") if rule.get(k)]
-    texts += [("sigma", str(s)) for s in vt.get("sigma_rules") or []]
+    texts += [("sigma", str(s)) for s in as_list(vt.get("sigma_rules"))]
     ptc = vt.get("popular_threat_classification")
     if isinstance(ptc, dict):
         texts += [("threat-category", str(v)) for key in ("label", "categories", "names")
@@ -212,8 +213,8 @@ def evidence(vt: dict) -> Iterator[Hit]:
     for source, text in texts:
         for technique in phrase_hits(text):
             yield Hit(technique, source, _short(text), SOURCE_CONFIDENCE[source])
-    strings = [s for f in BEHAVIOUR_FIELDS for s in behaviour.get(f) or [] if isinstance(s, str)]
-    strings += [str(r.get("key", "")) for r in behaviour.get("registry_keys_set") or [] if isinstance(r, dict)]
+    strings = [s for f in BEHAVIOUR_FIELDS for s in as_list(behaviour.get(f)) if isinstance(s, str)]
+    strings += [str(r.get("key", "")) for r in as_list(behaviour.get("registry_keys_set")) if isinstance(r, dict)]
     for text in strings:
         for pattern, technique in _BEHAVIOURS:
             if pattern.search(text):

@@ -8,6 +8,7 @@ nothing vanishes between stages.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
 from vexpipe import grammar
@@ -17,14 +18,43 @@ VERDICTS = ("CLEAN", "UNKNOWN", "SUSPICIOUS", "MALICIOUS")
 SEVERITY = {v: i for i, v in enumerate(VERDICTS)}
 
 
+def as_list(value: Any) -> list:
+    """``value`` if it is a list, else empty. Records come from other tools too: a stage
+    reads a key of the wrong shape as missing, never fails on it."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict:
+    """``value`` if it is a dict, else empty (see :func:`as_list`)."""
+    return value if isinstance(value, dict) else {}
+
+
+def field(obj: Any, key: str, kind: type = dict) -> Any:
+    """``obj[key]`` when ``obj`` is a dict and the value is of ``kind`` (dict or list), else an
+    empty one of that kind."""
+    value = obj.get(key) if isinstance(obj, dict) else None
+    return value if isinstance(value, kind) else kind()
+
+
+def verdict(record: dict) -> str | None:
+    """The record's ``verdict`` when it is one of :data:`VERDICTS`, else None (records from
+    other tools may carry anything there)."""
+    value = record.get("verdict")
+    return value if isinstance(value, str) and value in SEVERITY else None
+
+
 def error_entry(stage: str, code: str, message: str) -> dict[str, str]:
     """One item of a record's ``errors`` list."""
     return {"stage": stage, "code": code, "message": message}
 
 
 def add_error(record: dict, stage: str, code: str, message: str) -> dict:
-    """Append an error entry to ``record`` (in place) and return it."""
-    record.setdefault("errors", []).append(error_entry(stage, code, message))
+    """Append an error entry to ``record`` (in place) and return it. An ``errors`` value that
+    is not a list (another tool's) is kept as the first item of the list."""
+    errors = record.get("errors")
+    if not isinstance(errors, list):
+        errors = record["errors"] = [] if errors is None else [errors]
+    errors.append(error_entry(stage, code, message))
     return record
 
 
@@ -45,6 +75,28 @@ def ioc_records(record: Any) -> Iterator[dict]:
         for item in iocs:
             if isinstance(item, dict) and "ioc" in item:
                 yield item
+
+
+def canonical(record: dict) -> tuple[str, str] | None:
+    """``(type, canonical ioc)`` of an IOC record, or None when its ``ioc`` is not an IOC of
+    its ``type``. Records from other tools may be defanged or not canonical (``EVIL[.]com``):
+    every stage that looks an IOC up, stores it or exports it uses this form."""
+    ioc, ioc_type = record.get("ioc"), record.get("type")
+    if not isinstance(ioc, str) or not isinstance(ioc_type, str):
+        return None
+    return _canonical(ioc_type, ioc)
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical(ioc_type: str, ioc: str) -> tuple[str, str] | None:
+    if ioc_type == "url":
+        # A URL is taken as written when its scheme and host are valid (another tool's may
+        # hold what vex-detect would stop at: a space, a trailing ";"), its path untouched;
+        # else refanged (hxxp, [.]).
+        url = grammar.canonical_url(ioc.strip()) or grammar.canonical_url(grammar.refang(ioc.strip()))
+        return None if url is None else ("url", url)
+    found = grammar.classify(ioc)
+    return found if found is not None and found[0] == ioc_type else None
 
 
 def from_bare_value(value: str) -> dict | None:

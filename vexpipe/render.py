@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vexpipe import grammar
+from vexpipe import grammar, records
 
 # C0 and C1 controls (ESC starts every terminal escape sequence), line and
 # paragraph separators, and the bidirectional overrides that reorder text.
@@ -80,11 +80,11 @@ def detections(vt: dict) -> str:
 
 def details(rec: dict) -> str:
     """One line of the most telling facts of an IOC record."""
-    vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
+    vt = records.field(rec, "vt")
     parts = []
     if vt.get("skipped"):
         parts.append(f"not looked up: {vt['skipped']}")
-    for err in rec.get("errors") or []:
+    for err in records.field(rec, "errors", list):
         if isinstance(err, dict):
             parts.append(f"{err.get('stage')} {err.get('code')}: {err.get('message')}")
     ptc = vt.get("popular_threat_classification")
@@ -93,12 +93,12 @@ def details(rec: dict) -> str:
     for key in ("as_owner", "country", "registrar", "meaningful_name", "title"):
         if vt.get(key):
             parts.append(str(vt[key]))
-    mitre = [t.get("id") for t in rec.get("mitre") or [] if isinstance(t, dict)]
+    mitre = [str(t.get("id")) for t in records.field(rec, "mitre", list) if isinstance(t, dict)]
     if mitre:
         parts.append("ATT&CK " + ",".join(mitre[:4]) + ("…" if len(mitre) > 4 else ""))
-    kb = rec.get("kb") if isinstance(rec.get("kb"), dict) else {}
-    if kb.get("tags"):
-        parts.append("#" + " #".join(kb["tags"]))
+    tags = [str(t) for t in records.field(records.field(rec, "kb"), "tags", list)]
+    if tags:
+        parts.append("#" + " #".join(tags))
     return "; ".join(parts)
 
 
@@ -128,13 +128,13 @@ def _item_name(item: Any, ioc: Any) -> str:
 def facts(rec: dict) -> list[tuple[str, str]]:
     """The key facts of an enriched IOC record, as (label, text) lines: what vex-fmt's
     console view shows under each IOC (like vex-ioc's investigate view)."""
-    vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
+    vt = records.field(rec, "vt")
     out: list[tuple[str, Any]] = [
         ("detections", detections(vt)), ("reason", vt.get("verdict_reason")), ("link", vt.get("link")),
         ("reputation", vt.get("reputation")), ("tags", _join(vt.get("tags"), 8))]
     if vt.get("skipped"):
         out.append(("skipped", vt["skipped"]))
-    for err in rec.get("errors") or []:
+    for err in records.field(rec, "errors", list):
         if isinstance(err, dict):
             out.append(("error", f"{err.get('stage')} {err.get('code')}: {err.get('message')}"))
     # By type: the network, the registration, the page, the file.
@@ -160,11 +160,11 @@ def facts(rec: dict) -> list[tuple[str, str]]:
     if vt.get("type_description") or vt.get("size"):
         out.append(("file", f"{vt.get('type_description') or '?'}, {vt.get('size') or '?'} bytes"))
     out.append(("names", _join(vt.get("names"))))
-    for sv in vt.get("sandbox_verdicts") or []:
+    for sv in records.field(vt, "sandbox_verdicts", list):
         if isinstance(sv, dict):
             names = _join(sv.get("malware_names"))
             out.append(("sandbox", f"{sv.get('sandbox')}: {sv.get('category')}" + (f" ({names})" if names else "")))
-    out.append(("yara", _join([y.get("rule_name") for y in vt.get("crowdsourced_yara") or [] if isinstance(y, dict)])))
+    out.append(("yara", _join([y.get("rule_name") for y in records.field(vt, "crowdsourced_yara", list) if isinstance(y, dict)])))
     out.append(("first seen", _day(vt.get("first_submission_date"))))
     out.append(("analysed", _day(vt.get("last_analysis_date"))))
     rels = vt.get("relationships")
@@ -175,33 +175,33 @@ def facts(rec: dict) -> list[tuple[str, str]]:
             if rel.get("available") is False:
                 out.append((name.replace("_", " "), f"not available ({rel.get('reason') or 'premium'})"))
             elif rel.get("count"):
-                items = [_item_name(i, rec.get("ioc")) for i in rel.get("items") or []]
+                items = [_item_name(i, rec.get("ioc")) for i in records.field(rel, "items", list)]
                 out.append((name.replace("_", " "), f"{rel['count']}: {_join(items, 3)}"))
     beh = vt.get("behaviour")
     if isinstance(beh, dict):
         for key, label in (("processes_created", "processes"), ("command_executions", "commands"),
                            ("registry_keys_set", "registry"), ("dns_lookups", "dns lookups"),
                            ("ip_traffic", "traffic")):
-            values = beh.get(key) or []
-            if isinstance(values, list):
+            values = records.field(beh, key, list)
+            if values:
                 out.append((label, _join([v.get("key") or v.get("hostname") or
                                           f"{v.get('destination_ip')}:{v.get('destination_port')}"
                                           if isinstance(v, dict) else v for v in values], 3)))
-    for t in (rec.get("mitre") or [])[:8]:
+    for t in records.field(rec, "mitre", list)[:8]:
         if isinstance(t, dict):
             out.append(("att&ck", f"{t.get('id')} {t.get('name')} ({t.get('source')}: {t.get('evidence')})"))
-    kb = rec.get("kb") if isinstance(rec.get("kb"), dict) else {}
+    kb = records.field(rec, "kb")
     out.append(("kb tags", _join(kb.get("tags"), 8)))
     out.append(("watchlists", _join(kb.get("watchlists"), 8)))
-    for note in kb.get("notes") or []:
+    for note in records.field(kb, "notes", list):
         if isinstance(note, dict):
             out.append(("note", f"{note.get('created')}: {note.get('text')}"))
     return [(label, str(value)) for label, value in out if value not in (None, "", [])]
 
 
 def verdict_of(rec: dict) -> str:
-    if rec.get("verdict"):
-        return str(rec["verdict"])
+    if records.verdict(rec):
+        return rec["verdict"]
     if rec.get("errors"):
         return "ERROR"
     vt = rec.get("vt")

@@ -258,7 +258,7 @@ class Filter:
     def track(self, record: Any) -> None:
         """Note the verdicts and missing enrichments in a record, for the exit status."""
         for r in records.ioc_records(record):
-            sev = records.SEVERITY.get(r.get("verdict"), -1)
+            sev = records.SEVERITY.get(records.verdict(r), -1)
             if sev > self.worst:
                 self.worst = sev
             if not self.incomplete and records.is_incomplete(r):

@@ -23,7 +23,7 @@ import uuid
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from vexpipe import vtmodel
+from vexpipe import records, vtmodel
 from vexpipe.attack import AttackTable
 
 STIX_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
@@ -47,6 +47,8 @@ MALWARE_TYPES = {"trojan": "trojan", "ransomware": "ransomware", "downloader": "
                  "exploit": "exploit", "wiper": "wiper", "webshell": "webshell", "stealer": "spyware",
                  "scareware": "scareware"}
 HASH_KEYS = (("md5", "MD5"), ("sha1", "SHA-1"), ("sha256", "SHA-256"))
+HASH_FORMS = {"md5": re.compile("[0-9a-fA-F]{32}"), "sha1": re.compile("[0-9a-fA-F]{40}"),
+              "sha256": re.compile("[0-9a-fA-F]{64}")}
 
 
 def canonical(value: Any) -> str:
@@ -94,10 +96,12 @@ def tlp_marking(level: str) -> dict:
 
 
 def observable(rec: dict) -> dict | None:
-    """The cyber observable for one IOC record (a file carries every hash known)."""
-    ioc, ioc_type = rec.get("ioc"), rec.get("type")
-    if not isinstance(ioc, str):
+    """The cyber observable for one IOC record (a file carries every hash known), with the
+    canonical, refanged value; None when ``ioc`` is not an IOC of its ``type``."""
+    found = records.canonical(rec)
+    if found is None:
         return None
+    ioc_type, ioc = found
     simple = {"domain": "domain-name", "ipv4": "ipv4-addr", "ipv6": "ipv6-addr", "url": "url", "email": "email-addr"}
     if ioc_type in simple:
         # A zone id is not part of an address; a URL must be a valid URI.
@@ -106,10 +110,10 @@ def observable(rec: dict) -> dict | None:
         return {"type": kind, "spec_version": "2.1", "id": sco_id(kind, {"value": value}), "value": value}
     if ioc_type in ("md5", "sha1", "sha256"):
         vt = vtmodel.summary_of(rec) or {}
-        hashes = {}
+        hashes = {}  # the IOC's own hash first: other tools' records may carry odd hash fields
         for key, name in HASH_KEYS:
             value = ioc if key == ioc_type else vt.get(key)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and HASH_FORMS[key].fullmatch(value):
                 hashes[name] = value.lower()
         chosen = next({name: hashes[name]} for _, name in HASH_KEYS if name in hashes)
         return {"type": "file", "spec_version": "2.1", "id": sco_id("file", {"hashes": chosen}), "hashes": hashes}
@@ -168,7 +172,7 @@ def objects_for(rec: dict, table: AttackTable, creator: str, now: str | None = N
         return
     vt = vtmodel.summary_of(rec) or {}
     when = now or stix_time(vt.get("fetched_at") or vt.get("last_analysis_date"))
-    verdict = rec.get("verdict") if rec.get("verdict") in INDICATOR_TYPES else "UNKNOWN"
+    verdict = records.verdict(rec) or "UNKNOWN"
     pat = pattern(sco)
     indicator: dict[str, Any] = {
         "type": "indicator", "spec_version": "2.1", "id": content_id("indicator", pat),
@@ -194,16 +198,16 @@ def objects_for(rec: dict, table: AttackTable, creator: str, now: str | None = N
     ptc = vt.get("popular_threat_classification")
     label = ptc.get("label") if isinstance(ptc, dict) else None
     if isinstance(label, str) and label:
-        types = sorted({MALWARE_TYPES[c] for c in ptc.get("categories") or [] if c in MALWARE_TYPES}) or ["unknown"]
+        types = sorted({MALWARE_TYPES[c] for c in records.as_list(ptc.get("categories")) if isinstance(c, str) and c in MALWARE_TYPES}) or ["unknown"]
         malware = {"type": "malware", "spec_version": "2.1", "id": content_id("malware", label),
                    "created_by_ref": creator, "created": when, "modified": when, "name": label,
                    "is_family": True, "malware_types": types}
-        names = [n for n in ptc.get("names") or [] if isinstance(n, str) and n != label]
+        names = [n for n in records.as_list(ptc.get("names")) if isinstance(n, str) and n != label]
         if names:
             malware["aliases"] = names
         yield malware
         yield relationship("indicates", indicator["id"], malware["id"], when, creator)
-    for item in rec.get("mitre") or []:
+    for item in records.field(rec, "mitre", list):
         technique = table.lookup(item.get("id", "")) if isinstance(item, dict) else None
         if technique is None:
             continue

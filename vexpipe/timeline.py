@@ -67,7 +67,7 @@ def _ioc_events(rec: dict) -> Iterator[dict]:
         stats = vt.get("stats") if isinstance(vt.get("stats"), dict) else {}
         answered = sum(v for k, v in stats.items() if k in ("harmless", "malicious", "suspicious", "undetected")
                        and isinstance(v, int))
-        verdict = rec.get("verdict") or "no verdict"
+        verdict = records.verdict(rec) or "no verdict"
         candidates.append(_event(vt.get("last_analysis_date"), rec, "last_analysis", "virustotal",
                                  f"{stats.get('malicious', 0)}/{answered} engines malicious, verdict {verdict}"))
         created = "whois_created" if rec.get("type") == "domain" else "file_created"
@@ -90,22 +90,22 @@ def _ioc_events(rec: dict) -> Iterator[dict]:
             candidates.append(_event(cert.get("not_before"), rec, "certificate_valid_from", "virustotal", issuer))
             candidates.append(_event(cert.get("not_after"), rec, "certificate_valid_until", "virustotal", issuer))
         rels = vt.get("relationships") if isinstance(vt.get("relationships"), dict) else {}
-        for item in (rels.get("resolutions") or {}).get("items") or []:
+        for item in records.field(records.field(rels, "resolutions"), "items", list):
             if isinstance(item, dict):
                 candidates.append(_event(item.get("date"), rec, "dns_resolution", "virustotal",
                                          f"{item.get('host_name')} -> {item.get('ip_address')}"))
-        for item in (rels.get("behaviours") or {}).get("items") or []:
+        for item in records.field(records.field(rels, "behaviours"), "items", list):
             if isinstance(item, dict):
-                verdicts = ", ".join(v for v in item.get("verdicts") or [] if isinstance(v, str))
+                verdicts = ", ".join(v for v in records.field(item, "verdicts", list) if isinstance(v, str))
                 candidates.append(_event(item.get("analysis_date"), rec, "sandbox_analysis", "virustotal",
                                          f"{item.get('sandbox_name')}: {verdicts or 'no verdict'}"))
-        for item in (rels.get("historical_whois") or {}).get("items") or []:
+        for item in records.field(records.field(rels, "historical_whois"), "items", list):
             if isinstance(item, dict):
                 candidates.append(_event(item.get("first_seen_date"), rec, "whois_record_seen", "virustotal",
                                          str(item.get("registrar") or "")))
     kb = rec.get("kb")
     if isinstance(kb, dict):
-        for note in kb.get("notes") or []:
+        for note in records.field(kb, "notes", list):
             if isinstance(note, dict):
                 candidates.append(_event(note.get("created"), rec, "kb_note", "kb", str(note.get("text") or "")))
     for event in candidates:

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from vexpipe import records
+
 GUI = "https://www.virustotal.com/gui"
 # Bump when the summary's shape changes: cached raw answers are then re-summarised.
 SUMMARY_VERSION = 2  # 2: sandbox reports (name, analysis date, verdicts) under relationships.behaviours
@@ -180,8 +182,8 @@ def _summarize_file(attrs: dict) -> dict:
     if isinstance(ptc, dict):
         out["popular_threat_classification"] = {
             "label": ptc.get("suggested_threat_label"),
-            "categories": [c.get("value") for c in ptc.get("popular_threat_category") or [] if isinstance(c, dict)],
-            "names": [c.get("value") for c in ptc.get("popular_threat_name") or [] if isinstance(c, dict)],
+            "categories": [c.get("value") for c in records.as_list(ptc.get("popular_threat_category")) if isinstance(c, dict)],
+            "names": [c.get("value") for c in records.as_list(ptc.get("popular_threat_name")) if isinstance(c, dict)],
         }
     verdicts = attrs.get("sandbox_verdicts")
     if isinstance(verdicts, dict):
@@ -292,7 +294,7 @@ def summarize_mitre_trees(body: Any) -> dict:
         if not isinstance(tree, dict):
             continue
         tactics = []
-        for tactic in tree.get("tactics") or []:
+        for tactic in records.as_list(tree.get("tactics")):
             if not isinstance(tactic, dict):
                 continue
             tactics.append({
@@ -300,8 +302,8 @@ def summarize_mitre_trees(body: Any) -> dict:
                 "techniques": [
                     {"id": t.get("id"), "name": t.get("name"),
                      "signatures": [{"severity": s.get("severity"), "description": s.get("description")}
-                                    for s in t.get("signatures") or [] if isinstance(s, dict)]}
-                    for t in tactic.get("techniques") or [] if isinstance(t, dict)],
+                                    for s in records.as_list(t.get("signatures")) if isinstance(s, dict)]}
+                    for t in records.as_list(tactic.get("techniques")) if isinstance(t, dict)],
             })
         out[sandbox] = tactics
     return out
@@ -311,9 +313,9 @@ def summarize(raw: dict) -> dict:
     """The whole ``vt`` summary from what the provider fetched (see vtprovider.fetch)."""
     if not raw.get("found", True):
         return {"found": False}
-    out = summarize_object(raw.get("object") or {})
+    out = summarize_object(records.as_dict(raw.get("object")))
     rels = {}
-    for name, body in (raw.get("relationships") or {}).items():
+    for name, body in records.as_dict(raw.get("relationships")).items():
         rels[name] = summarize_relationship(name, body)
     for name in raw.get("unavailable") or ():
         rels[name] = {"available": False, "reason": "not available with this API key (premium)"}

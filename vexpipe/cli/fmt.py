@@ -108,7 +108,7 @@ class Fmt(Filter):
         verdict = render.verdict_of(rec)
         self.verdicts[verdict] += 1
         self.types[str(rec.get("type"))] += 1
-        vt = rec.get("vt") if isinstance(rec.get("vt"), dict) else {}
+        vt = records.field(rec, "vt")
         row = {"verdict": verdict, "type": str(rec.get("type", "")), "ioc": str(rec.get("ioc", "")),
                "detections": render.detections(vt), "details": render.details(rec)}
         fmt = self.args.format
@@ -118,8 +118,8 @@ class Fmt(Filter):
             cells = [render.safe(row[c]).replace("|", "\\|") for c in COLUMNS]
             self.text("| " + " | ".join(cells) + " |")
         elif fmt == "csv":
-            mitre = " ".join(t.get("id", "") for t in rec.get("mitre") or [] if isinstance(t, dict))
-            tags = " ".join(str(t) for t in (rec.get("kb") or {}).get("tags") or [])
+            mitre = " ".join(str(t.get("id", "")) for t in records.field(rec, "mitre", list) if isinstance(t, dict))
+            tags = " ".join(str(t) for t in records.field(records.field(rec, "kb"), "tags", list))
             self.text(self.csv_line([row[c] for c in COLUMNS] + [vt.get("link", ""), mitre, tags]))
         elif fmt == "timeline":
             self.text(f"{'':20s}  {render.safe(row['ioc'])}  {self.paint(verdict, verdict)}  {render.safe(row['details'])}")

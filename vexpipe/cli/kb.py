@@ -113,7 +113,7 @@ class KB(Filter):
     def do_annotate(self) -> None:
         for _source, _line, value in self.json_values():
             for rec in records.ioc_records(value):
-                found = kb_key(rec)
+                found = records.canonical(rec)
                 if found:
                     about = self.kb.about(found)
                     if about["tags"] or about["notes"] or about["watchlists"] or about["allowlisted"]:
@@ -137,9 +137,9 @@ class KB(Filter):
         for _source, _line, value in self.json_values():
             changed = []
             for rec in records.ioc_records(value):
-                found = kb_key(rec)
-                verdict = rec.get("verdict")
-                if not found or verdict not in records.SEVERITY:
+                found = records.canonical(rec)
+                verdict = records.verdict(rec)
+                if not found or verdict is None:
                     continue
                 before = self.kb.record_verdict(found, verdict)
                 if before is not None and before != verdict:
@@ -153,14 +153,3 @@ class KB(Filter):
     def exit_code(self) -> int:
         code = super().exit_code()
         return code or (Exit.SUSPICIOUS if self.worse else Exit.OK)
-
-
-def kb_key(rec: dict) -> tuple[str, str] | None:
-    ioc, ioc_type = rec.get("ioc"), rec.get("type")
-    if not isinstance(ioc, str):
-        return None
-    try:
-        found = kb.key_of(ioc)
-    except kb.NotAnIOC:
-        return None
-    return found if found[0] == ioc_type else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import functools
 import getpass
 import os
 import queue
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vexpipe import config as configuration
-from vexpipe import grammar, kb, privacy, providers, records
+from vexpipe import kb, privacy, providers, records
 from vexpipe.enrich import STAGE, Enricher, Outcome, apply
 from vexpipe.http import BaseURLError
 from vexpipe.ratelimit import RateLimiter, key_hash
@@ -262,7 +261,7 @@ class Lookup(Filter):
     def take(self, value: Any) -> None:
         item = Item(value)
         for rec in records.ioc_records(value):
-            key = self.lookup_key(rec)
+            key = records.canonical(rec)
             if key is None:
                 records.add_error(rec, STAGE, "bad_record", "ioc is not a valid IOC of its type")
                 continue
@@ -276,14 +275,6 @@ class Lookup(Filter):
                     del self.memo[next(iter(self.memo))]
             item.waits.append((rec, future, first))
         self.pending.append(item)
-
-    @staticmethod
-    def lookup_key(rec: dict) -> tuple[str, str] | None:
-        """(type, canonical ioc): records from other tools may not be canonical."""
-        ioc, ioc_type = rec.get("ioc"), rec.get("type")
-        if not isinstance(ioc, str) or not isinstance(ioc_type, str):
-            return None
-        return _canonical(ioc_type, ioc)
 
     def pass_on(self, record: Any) -> None:
         self.pending.append(Item(record))
@@ -441,11 +432,3 @@ def kb_allowlist() -> list[str]:
 def _answered(future: Future | Outcome) -> bool:
     """Done with an outcome (not with an exception, such as the cancellation a stop causes)."""
     return future.done() and (isinstance(future, Outcome) or future.exception() is None)
-
-
-@functools.lru_cache(maxsize=65536)
-def _canonical(ioc_type: str, ioc: str) -> tuple[str, str] | None:
-    found = grammar.classify(ioc)
-    if found is None or found[0] != ioc_type:
-        return None
-    return found

@@ -62,14 +62,17 @@ class Mitre(Filter):
                 if vt is None or "skipped" in vt:
                     continue
                 key = (rec.get("type"), rec.get("ioc"), vt.get("fetched_at"), vt.get("id"))
-                found = self.memo.get(key)
+                if not all(isinstance(k, (str, int, float, type(None))) for k in key):
+                    key = None  # a record of odd shape (another tool's): mapped, not memoised
+                found = self.memo.get(key) if key else None
                 if found is None:
                     techniques = mitre.map_techniques(vt, self.table)
                     # Serialised once per IOC and answer: repeats cost nothing.
                     found = (techniques, orjson.Fragment(orjson.dumps(techniques)))
-                    if len(self.memo) >= 100_000:
-                        del self.memo[next(iter(self.memo))]
-                    self.memo[key] = found
+                    if key:
+                        if len(self.memo) >= 100_000:
+                            del self.memo[next(iter(self.memo))]
+                        self.memo[key] = found
                 rec["mitre"] = found[1]
                 rec["mitre_version"] = version
                 if self.args.layer:

@@ -73,8 +73,8 @@ class Stix(Filter):
         for _source, _line, value in self.json_values():
             found = False
             for rec in records.ioc_records(value):
-                found = True
                 for obj in stix.objects_for(rec, self.table, creator["id"], self.now):
+                    found = True
                     self.write(obj)
             if not found:
                 self.skipped += 1
@@ -85,7 +85,7 @@ class Stix(Filter):
                 b'],"id":"' + stix.content_id("bundle", self.order.hexdigest()).encode() + b'"}')
             self.emit_raw(tail)
         if self.skipped:
-            self.warn(f"{self.skipped} input record(s) without an IOC were left out")
+            self.warn(f"{self.skipped} input record(s) without a valid IOC were left out")
 
     def write(self, obj: dict, mark: bool = True) -> None:
         if obj["id"] in self.written:
