@@ -119,6 +119,21 @@ def test_duplicates_in_a_run_are_looked_up_once(env, vt):
     assert [r["vt"]["requests"] for r in recs] == [1, 0, 0, 0]
 
 
+def test_once_a_run_even_past_the_memory_bound_and_with_refresh(env, vt):
+    from vexpipe.cli.lookup import MEMO
+
+    lookup(env, input="clean-0.com\n")  # an answer from before the run: --refresh must not use it
+    vt.log.clear()
+    names = [f"clean-{i}.com" for i in range(MEMO + 1)] + ["clean-0.com", "clean-1.com"]
+    p = lookup({**env, "VT_API_KEY": "test-key-premium"}, "--refresh", "--tier", "premium", "-j", "16",
+               input="".join(n + "\n" for n in names), timeout=300)
+    recs = out(p)
+    assert p.returncode == 0 and [r["ioc"] for r in recs] == names
+    # clean-0.com and clean-1.com left the in-memory bound: answered by what this run cached.
+    assert len(vt.requests()) == MEMO + 1
+    assert recs[-2]["vt"]["requests"] == 0 and recs[-2]["vt"]["cached"]
+
+
 def test_cache_is_shared_and_honoured(env, vt):
     lookup(env, input="evil-a.com\n8.8.8.8\n")
     assert len(vt.requests()) == 2

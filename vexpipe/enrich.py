@@ -92,6 +92,9 @@ class Enricher:
         self.offline = offline
         self.include_raw = include_raw
         self.allowlist = allowlist or privacy.Allowlist()
+        # Answers fetched from now on were fetched in this run: they are served even when
+        # the cache is not to be read (--refresh, --no-cache), so an IOC is asked once a run.
+        self.since = time.time()
 
     def settle(self, ioc_type: str, ioc: str) -> Outcome | None:
         """The outcome known without asking the provider, or None when it must be fetched."""
@@ -102,7 +105,7 @@ class Enricher:
             return Outcome(skipped=reason)
         if self.allowlist and self.allowlist.matches(ioc_type, ioc):
             return Outcome(skipped="allowlisted")
-        if self.read_cache or self.offline:
+        if self.store is not None:
             hit = self._from_cache(ioc_type, ioc)
             if hit is not None:
                 return hit
@@ -116,7 +119,7 @@ class Enricher:
         now = time.time()
         for mode in modes:
             entry = self.store.get(self.provider.name, mode, ioc_type, ioc)
-            if entry is None:
+            if entry is None or not (self.read_cache or self.offline or entry["fetched_at"] >= self.since):
                 continue
             fresh = entry["expires_at"] > now
             if not fresh and not self.offline:

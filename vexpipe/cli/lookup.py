@@ -51,6 +51,9 @@ exit status: 0 nothing at or above --fail-on (default SUSPICIOUS), 1 SUSPICIOUS 
 """
 
 LEVELS = ("CLEAN", "UNKNOWN", "SUSPICIOUS", "MALICIOUS")
+# Outcomes kept in memory for repeats in a run (each holds a summary, up to tens of KB with
+# --investigate): bounded so memory stays flat; an IOC forgotten here is answered by the cache.
+MEMO = 4096
 
 
 @dataclass
@@ -265,14 +268,14 @@ class Lookup(Filter):
             if key is None:
                 records.add_error(rec, STAGE, "bad_record", "ioc is not a valid IOC of its type")
                 continue
-            future = self.memo.get(key)
+            future = self.memo.pop(key, None)
             first = future is None
             if first:
                 # A settled Outcome answers done()/result() like a finished Future.
                 future = self.enricher.settle(*key) or self.pool.submit(self.enricher.fetch, *key)
-                self.memo[key] = future
-                if len(self.memo) > 100_000:  # forget the oldest; the cache still has it
+                if len(self.memo) >= MEMO:  # forget the least recently used; the cache still has it
                     del self.memo[next(iter(self.memo))]
+            self.memo[key] = future  # (re)inserted last: the dict's order is the LRU order
             item.waits.append((rec, future, first))
         self.pending.append(item)
 

@@ -70,7 +70,7 @@ class Mitre(Filter):
                     # Serialised once per IOC and answer: repeats cost nothing.
                     found = (techniques, orjson.Fragment(orjson.dumps(techniques)))
                     if key:
-                        if len(self.memo) >= 100_000:
+                        if len(self.memo) >= 10_000:  # bounded: memory stays flat
                             del self.memo[next(iter(self.memo))]
                         self.memo[key] = found
                 rec["mitre"] = found[1]
