@@ -181,7 +181,7 @@ def test_public_suffix_rules():
 
 @pytest.mark.parametrize("unit", [
     ".", "a.", "1.", "1", "f", "a", ":", "a:", "1:", "[.]", "a[.]", "(", "[", "@", "a@", " . ", "a . ",
-    "http://", "-", "a-", "%", "\u200b", "::", "ff:", "1.1.", "a.b@",
+    "http://", "-", "a-", "a_", "_a", "a-b_", "%", "\u200b", "::", "ff:", "1.1.", "a.b@",
 ])
 def test_adversarial_runs_finish_fast(unit):
     text = unit * (200_000 // len(unit))
