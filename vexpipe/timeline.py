@@ -10,6 +10,8 @@ historical whois records, certificate validity, sandbox analyses) and ``kb``
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -33,8 +35,23 @@ def normalize_time(value: Any) -> str | None:
         if not 0 < value < 32503680000:
             return None
         return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = str(value).strip()
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z",
+    return _normalize_text(str(value).strip())
+
+
+_ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalize_text(text: str) -> str | None:
+    # Cached (dates repeat across a log's records, strptime is slow), with a fast path
+    # for the form vex-lookup writes: it only needs checking.
+    if _ISO_Z.fullmatch(text):
+        try:
+            datetime.fromisoformat(text[:-1])
+            return text
+        except ValueError:
+            return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z",
                 "%Y-%m-%d", "%I:%M %p %m/%d/%Y", "%H:%M %m/%d/%Y"):
         try:
             t = datetime.strptime(text, fmt)
