@@ -129,6 +129,7 @@ def test_refang_and_defang_round_trip():
     "d41d8cd98f00b204e9800998ecf8427e0", "xd41d8cd98f00b204e9800998ecf8427e", "0xd41d8cd98f00b204e9800998ecf8427e",
     "12345678901234567890123456789012", "abcdefabcdefabcdefabcdefabcdefab",
     "http://intranet/path", "evil[.]", "user@", "http://", "hxxp[://]",
+    "\u0661.\u0662.\u0663.\u0664", "ü \u0661.\u0662.\u0663.\u0664",  # Arabic-Indic digits: no IPv4
 ])
 def test_not_iocs(text):
     assert found(text) == []
