@@ -142,6 +142,11 @@ def test_file_extension_tld_only_when_defanged_or_in_url():
     assert found("www.setup.py") == [("domain", "www.setup.py")]
 
 
+def test_url_ends_at_a_control_character():
+    for c in "\x00\x01\x1b\x1c\x7f":
+        assert found(f"GET http://evil.com/a{c}b") == [("url", "http://evil.com/a")], repr(c)
+
+
 def test_trailing_punctuation_stripped():
     for tail in ".,;:!?)]}>'\"":
         assert found(f"evil.com{tail}") == [("domain", "evil.com")]

@@ -60,6 +60,7 @@ def _build_pattern(wide: bool) -> re.Pattern:
     # Digits are ASCII in both: "١.٢.٣.٤" (Arabic-Indic) is no address.
     w, d = (r"\w", "0-9") if wide else ("0-9A-Za-z_", "0-9")
     letter, boundary = (r"[^\W\d_]", r"[\W_]") if wide else ("[A-Za-z]", "[^0-9A-Za-z]")
+    space = r"\s" if wide else r" \t\n\r\f\v"
     # A dot: ".", "[.]", "(dot)", "{ . }", " . ", " [.] "... Each branch opens
     # with a literal or a class (SRE's fast path), the spaced ones behind one " ".
     bracket_dot = r"[\[({] ?(?:\.|[dD][oO][tT]) ?[\])}] ?"
@@ -112,7 +113,9 @@ def _build_pattern(wide: bool) -> re.Pattern:
     sep = rf"(?:\[:?//\]|[\[(]?{colon}[\])]?{slashes})"
     url_host = rf"(?:\[[0-9A-Fa-f:.]+(?:%25[{w}.\-]+)?\]|{hostname})"
     port = rf"(?:(?::|\[:\])[{d}]{{1,5}}+)?"
-    path = r"(?:(?:[/?#]|\[/\])[^\s<>\"'`|\\]*+)?"
+    # A path ends at white space, a control character (no URL holds one) or a
+    # character that quotes or delimits it in text.
+    path = rf"(?:(?:[/?#]|\[/\])[^{space}\x00-\x1f\x7f<>\"'`|\\]*+)?"
     # Every match begins with the separator character in front of the token
     # (``boundary``, [\W_]): SRE then skips runs of word characters in C instead of trying
     # each alternative at every position. Each alternative opens with a
