@@ -183,5 +183,6 @@ def apply(record: dict, key: str, outcome: Outcome, requests: int | None = None)
         code, message = outcome.error
         records.add_error(record, STAGE, code, message)
         return
-    record[key] = outcome.render(requests)
+    # Serialised once per IOC and request count: a repeat costs no serialisation.
+    record[key] = outcome.serialized(requests)
     record["verdict"] = outcome.verdict

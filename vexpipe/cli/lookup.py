@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from vexpipe import config as configuration
@@ -56,12 +55,14 @@ LEVELS = ("CLEAN", "UNKNOWN", "SUSPICIOUS", "MALICIOUS")
 MEMO = 4096
 
 
-@dataclass
 class Item:
     """One input record on its way out: the IOC records in it and their pending lookups."""
 
-    record: Any
-    waits: list = field(default_factory=list)  # (ioc record, Future[Outcome] or Outcome, first lookup?)
+    __slots__ = ("record", "waits")  # one per input record: kept light
+
+    def __init__(self, record: Any):
+        self.record = record
+        self.waits: list = []  # (ioc record, Future[Outcome] or Outcome, first lookup?)
 
     def done(self) -> bool:
         for _, future, _ in self.waits:
@@ -346,9 +347,6 @@ class Lookup(Filter):
             except providers.CredentialsRefused as e:
                 raise StageError(str(e), Exit.NOPERM) from None
             apply(rec, self.key, outcome, requests=None if first else 0)
-            if outcome.summary is not None:
-                # Same content, serialised once per IOC and run: repeats are cheap.
-                rec[self.key] = outcome.serialized(None if first else 0)
             self.count(outcome, first)
             if not alert and (outcome.error or (outcome.verdict and
                               LEVELS.index(outcome.verdict) >= LEVELS.index(self.args.alert))):
