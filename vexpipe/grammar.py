@@ -55,10 +55,10 @@ def _build_pattern(wide: bool) -> re.Pattern:
     zw = _ZW if wide else ""
     fw_dot = "．。｡" if wide else ""
     # Under re.ASCII a class spelled as ranges compiles to one bitmap test per
-    # character, where \w and \d stay category tests: 10% of the scan. Unicode
-    # text needs the categories.
-    # Digits are ASCII in both: "١.٢.٣.٤" (Arabic-Indic) is no address.
-    w, d = (r"\w", "0-9") if wide else ("0-9A-Za-z_", "0-9")
+    # character, where \w and \s stay category tests: 10% of the scan. Unicode
+    # text needs the categories. Digits are [0-9] in both: "١.٢.٣.٤"
+    # (Arabic-Indic digits) is no address.
+    w = r"\w" if wide else "0-9A-Za-z_"
     letter, boundary = (r"[^\W\d_]", r"[\W_]") if wide else ("[A-Za-z]", "[^0-9A-Za-z]")
     space = r"\s" if wide else r" \t\n\r\f\v"
     # A dot: ".", "[.]", "(dot)", "{ . }", " . ", " [.] "... Each branch opens
@@ -91,10 +91,10 @@ def _build_pattern(wide: bool) -> re.Pattern:
         rf"|{dot}(?:{label}{dot}(?=[{w}{zw}]))*+{letter}[{w}{zw}-]*+)"
     )
     # The bodies below are what follows a token's first character.
-    octet = rf"[{d}]{{1,3}}+"
-    ipv4_rest = rf"[{d}]{{0,2}}+{dot}{octet}{dot}{octet}{dot}{octet}"
+    octet = r"[0-9]{1,3}+"
+    ipv4_rest = rf"[0-9]{{0,2}}+{dot}{octet}{dot}{octet}{dot}{octet}"
     # As for names: a number that no dot follows is turned away before the look-behinds.
-    ipv4_ahead = rf"(?=[{d}]{{0,2}}+(?:[.{fw_dot}{zw}\[({{]| [.\[({{]))"
+    ipv4_ahead = rf"(?=[0-9]{{0,2}}+(?:[.{fw_dot}{zw}\[({{]| [.\[({{]))"
     # "version 2.17.1.4", "ver=1.0.0.1": four-part version numbers, not addresses.
     not_version = r"(?<![vV]ersion[ =:].)(?<![vV]ersion: .)(?<![vV]er[ =:.].)"
     h16 = r"[0-9A-Fa-f]{1,4}"
@@ -104,7 +104,7 @@ def _build_pattern(wide: bool) -> re.Pattern:
     ipv6_guard = r"(?=[0-9A-Fa-f]{0,3}+:)"
     ipv6_rest = (
         rf"(?=(?<=:):|[0-9A-Fa-f]{{0,3}}+:(?:{h16}+:)*+:|[0-9A-Fa-f]{{0,3}}+:(?:{h16}+:){{5}})"
-        rf"[0-9A-Fa-f:]{{1,38}}(?:(?<=:)[{d}]{{1,3}}(?:\.[{d}]{{1,3}}){{3}})?"
+        rf"[0-9A-Fa-f:]{{1,38}}(?:(?<=:)[0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}})?"
         r"(?:%[0-9A-Za-z_.\-]{1,32})?"
     )
     scheme = r"(?:(?<=[hH])[tTxX]{2}[pP][sS]?|(?<=[fF])[tTxX][pP])"
@@ -112,25 +112,26 @@ def _build_pattern(wide: bool) -> re.Pattern:
         ":", r"(?://|\\/\\/|\[/\]\[/\]|\[//\])")
     sep = rf"(?:\[:?//\]|[\[(]?{colon}[\])]?{slashes})"
     url_host = rf"(?:\[[0-9A-Fa-f:.]+(?:%25[{w}.\-]+)?\]|{hostname})"
-    port = rf"(?:(?::|\[:\])[{d}]{{1,5}}+)?"
+    port = r"(?:(?::|\[:\])[0-9]{1,5}+)?"
     # A path ends at white space, a control character (no URL holds one) or a
     # character that quotes or delimits it in text.
     path = rf"(?:(?:[/?#]|\[/\])[^{space}\x00-\x1f\x7f<>\"'`|\\]*+)?"
     # Every match begins with the separator character in front of the token
-    # (``boundary``, [\W_]): SRE then skips runs of word characters in C instead of trying
-    # each alternative at every position. Each alternative opens with a
-    # character class, so SRE's branch fast path rejects it on its first
-    # character; the look-behinds after it (one character wider) check what
-    # came before the token. The named groups that say which kind matched are
-    # empty markers at the end of each alternative: a group around it would
-    # open it with a MARK and lose that fast path (15% of the scan). Scanned text gets a leading newline so that a
-    # token at the very start has a separator too.
+    # (``boundary``, [\W_]): SRE then skips runs of word characters in C
+    # instead of trying each alternative at every position. Each alternative
+    # opens with a character class, so SRE's branch fast path rejects it on its
+    # first character; the look-behinds after it (one character wider) check
+    # what came before the token. The named groups that say which kind matched
+    # are empty markers at the end of each alternative: a group around it would
+    # open it with a MARK and lose that fast path (15% of the scan). Scanned
+    # text gets a leading newline so that a token at the very start has a
+    # separator too.
     return re.compile(
         rf"{boundary}(?:"
         rf"[hHfF](?<!_.){scheme}{sep}{url_host}{port}{path}(?P<url>)"
         r"|[0-9A-Fa-f][0-9A-Fa-f]{31,}+(?P<hash>)(?![0-9A-Za-z])"
-        rf"|[0-9A-Fa-f:]{ipv6_guard}(?<![:._].){ipv6_rest}(?P<ipv6>)(?![{w}:])(?!\.[{d}])"
-        rf"|[{d}]{ipv4_ahead}(?<![._].){not_version}{ipv4_rest}(?P<ipv4>)(?![{w}])(?!{dot}[{d}])"
+        rf"|[0-9A-Fa-f:]{ipv6_guard}(?<![:._].){ipv6_rest}(?P<ipv6>)(?![{w}:])(?!\.[0-9])"
+        rf"|[0-9]{ipv4_ahead}(?<![._].){not_version}{ipv4_rest}(?P<ipv4>)(?![{w}])(?!{dot}[0-9])"
         rf"|{name}(?P<name>)"
         ")",
         0 if wide else re.ASCII,
