@@ -229,8 +229,25 @@ def test_persistent_failure_is_a_record_with_an_error(env, vt, fault, code):
     assert b"Traceback" not in p.stderr
 
 
+def test_a_provider_that_is_down_costs_one_attempt_per_ioc(env, vt):
+    from vexpipe.config import Config
+    from vexpipe.vtprovider import DOWN_AFTER
+
+    attempts = Config().retries + 1
+    vt.faults.append(Fault("status", count=999, status=503))
+    iocs = [f"clean-{i}.com" for i in range(DOWN_AFTER + 3)]
+    p = lookup(env, "-j", "1", input="".join(i + "\n" for i in iocs))
+    recs = out(p)
+    assert [r["errors"][0]["code"] for r in recs] == ["http_5xx"] * len(iocs) and p.returncode == 3
+    # The first ones get every retry; once they failed in a row, the rest are tried once.
+    assert len(vt.requests()) == DOWN_AFTER * attempts + 3
+    vt.faults.clear()
+    p = lookup(env, "-j", "1", input="clean-ok.com\n")
+    assert out(p)[0]["verdict"] == "CLEAN"
+
+
 def test_incomplete_is_not_clean(env, vt):
-    vt.faults.append(Fault("status", count=5, status=503, match="broken-one"))
+    vt.faults.append(Fault("status", count=99, status=503, match="broken-one"))
     p = lookup(env, input="clean-a.com\nclean-broken-one.com\n")
     assert p.returncode == 3
     p = lookup(env, "--fail-on", "none", input="clean-broken-one.com\n")

@@ -45,7 +45,7 @@ class Config:
     limits: Limits = FREE
     timeout: float = 30.0
     backoff: float = 1.0
-    retries: int = 4
+    retries: int = 6
     policy: Policy = field(default_factory=Policy)
     ttl: dict = field(default_factory=lambda: dict(DEFAULT_TTL))
     cache_path: Path = field(default_factory=store.default_path)

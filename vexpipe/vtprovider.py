@@ -3,7 +3,9 @@
 Every request waits for the shared rate limiter first (``ctx.acquire``) and
 carries the key only in the ``x-apikey`` header. Failures are retried with
 exponential back-off and jitter, a bounded number of times (``retries``):
-5xx answers, resets, timeouts, bodies cut short or not JSON. A 429 sets a
+5xx answers, resets, timeouts, bodies cut short or not JSON; once requests
+have failed after every retry three times in a row, later ones are tried once
+until one succeeds (an outage must not cost the whole back-off per IOC). A 429 sets a
 shared back-off for every process on the key (Retry-After when given) and is
 retried too. 401 stops the run (exit 77). 404 NotFoundError is an answer: the
 object is unknown. Nothing is ever POSTed unless ``--submit`` was given.
@@ -27,6 +29,10 @@ from vexpipe.ratelimit import Cancelled
 MAX_RETRY_AFTER = 600.0
 MAX_BACKOFF = 60.0
 MAX_429 = 8  # 429s tolerated per request before the record is marked rate_limited
+# Requests that failed after every retry, in a row: the provider is down. Later
+# requests are then tried once, not retried, until one succeeds, so an outage
+# costs a run seconds per IOC instead of the whole back-off each.
+DOWN_AFTER = 3
 
 
 class VirusTotal:
@@ -42,6 +48,7 @@ class VirusTotal:
         self.premium = config.tier == "premium"
         self._headers = {"x-apikey": config.api_key or ""}
         self._random = random.Random()
+        self._failed_in_a_row = 0  # see DOWN_AFTER; shared by the worker threads
 
     # --- pure part -----------------------------------------------------------
 
@@ -163,10 +170,12 @@ class VirusTotal:
                 else:
                     body = _json(r.body)
                     if body is not None and (r.status != 200 or isinstance(body.get("data"), (dict, list))):
+                        self._failed_in_a_row = 0
                         return r.status, body
                     failure = ("bad_response", f"HTTP {r.status} with a body that is not the expected JSON")
             failures += 1
-            if failures > self.config.retries:
+            if failures > self.config.retries or self._failed_in_a_row >= DOWN_AFTER:
+                self._failed_in_a_row += 1
                 raise LookupFailed(failure[0], f"{failure[1]} (after {failures} attempts)", sent[0])
             self._sleep(self._backoff(failures))
 
