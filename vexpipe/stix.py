@@ -110,7 +110,9 @@ def observable(rec: dict) -> dict | None:
         return {"type": kind, "spec_version": "2.1", "id": sco_id(kind, {"value": value}), "value": value}
     if ioc_type in ("md5", "sha1", "sha256"):
         vt = vtmodel.summary_of(rec) or {}
-        hashes = {}  # the IOC's own hash first: other tools' records may carry odd hash fields
+        # The IOC's own hash is canonical; the summary's others are taken only when
+        # well formed (records from other tools may carry anything there).
+        hashes = {}
         for key, name in HASH_KEYS:
             value = ioc if key == ioc_type else vt.get(key)
             if isinstance(value, str) and HASH_FORMS[key].fullmatch(value):
