@@ -167,26 +167,21 @@ def facts(rec: dict) -> list[tuple[str, str]]:
     out.append(("yara", _join([y.get("rule_name") for y in records.field(vt, "crowdsourced_yara", list) if isinstance(y, dict)])))
     out.append(("first seen", _day(vt.get("first_submission_date"))))
     out.append(("analysed", _day(vt.get("last_analysis_date"))))
-    rels = vt.get("relationships")
-    if isinstance(rels, dict):
-        for name, rel in rels.items():
-            if not isinstance(rel, dict):
-                continue
-            if rel.get("available") is False:
-                out.append((name.replace("_", " "), f"not available ({rel.get('reason') or 'premium'})"))
-            elif rel.get("count"):
-                items = [_item_name(i, rec.get("ioc")) for i in records.field(rel, "items", list)]
-                out.append((name.replace("_", " "), f"{rel['count']}: {_join(items, 3)}"))
-    beh = vt.get("behaviour")
-    if isinstance(beh, dict):
-        for key, label in (("processes_created", "processes"), ("command_executions", "commands"),
-                           ("registry_keys_set", "registry"), ("dns_lookups", "dns lookups"),
-                           ("ip_traffic", "traffic")):
-            values = records.field(beh, key, list)
-            if values:
-                out.append((label, _join([v.get("key") or v.get("hostname") or
-                                          f"{v.get('destination_ip')}:{v.get('destination_port')}"
-                                          if isinstance(v, dict) else v for v in values], 3)))
+    for name, rel in records.field(vt, "relationships").items():
+        if not isinstance(rel, dict):
+            continue
+        if rel.get("available") is False:
+            out.append((name.replace("_", " "), f"not available ({rel.get('reason') or 'premium'})"))
+        elif rel.get("count"):
+            items = [_item_name(i, rec.get("ioc")) for i in records.field(rel, "items", list)]
+            out.append((name.replace("_", " "), f"{rel['count']}: {_join(items, 3)}"))
+    beh = records.field(vt, "behaviour")
+    for key, label in (("processes_created", "processes"), ("command_executions", "commands"),
+                       ("registry_keys_set", "registry"), ("dns_lookups", "dns lookups"), ("ip_traffic", "traffic")):
+        values = records.field(beh, key, list)
+        out.append((label, _join([v.get("key") or v.get("hostname") or
+                                  f"{v.get('destination_ip')}:{v.get('destination_port')}"
+                                  if isinstance(v, dict) else v for v in values], 3)))
     for t in records.field(rec, "mitre", list)[:8]:
         if isinstance(t, dict):
             out.append(("att&ck", f"{t.get('id')} {t.get('name')} ({t.get('source')}: {t.get('evidence')})"))

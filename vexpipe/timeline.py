@@ -106,7 +106,7 @@ def _ioc_events(rec: dict) -> Iterator[dict]:
             issuer = f"issued by {cert.get('issuer')}" if cert.get("issuer") else ""
             candidates.append(_event(cert.get("not_before"), rec, "certificate_valid_from", "virustotal", issuer))
             candidates.append(_event(cert.get("not_after"), rec, "certificate_valid_until", "virustotal", issuer))
-        rels = vt.get("relationships") if isinstance(vt.get("relationships"), dict) else {}
+        rels = records.field(vt, "relationships")
         for item in records.field(records.field(rels, "resolutions"), "items", list):
             if isinstance(item, dict):
                 candidates.append(_event(item.get("date"), rec, "dns_resolution", "virustotal",
@@ -120,11 +120,9 @@ def _ioc_events(rec: dict) -> Iterator[dict]:
             if isinstance(item, dict):
                 candidates.append(_event(item.get("first_seen_date"), rec, "whois_record_seen", "virustotal",
                                          str(item.get("registrar") or "")))
-    kb = rec.get("kb")
-    if isinstance(kb, dict):
-        for note in records.field(kb, "notes", list):
-            if isinstance(note, dict):
-                candidates.append(_event(note.get("created"), rec, "kb_note", "kb", str(note.get("text") or "")))
+    for note in records.field(records.field(rec, "kb"), "notes", list):
+        if isinstance(note, dict):
+            candidates.append(_event(note.get("created"), rec, "kb_note", "kb", str(note.get("text") or "")))
     for event in candidates:
         if event is not None:
             yield event

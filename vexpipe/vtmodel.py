@@ -317,7 +317,7 @@ def summarize(raw: dict) -> dict:
     rels = {}
     for name, body in records.as_dict(raw.get("relationships")).items():
         rels[name] = summarize_relationship(name, body)
-    for name in raw.get("unavailable") or ():
+    for name in records.as_list(raw.get("unavailable")):
         rels[name] = {"available": False, "reason": "not available with this API key (premium)"}
     if rels:
         out["relationships"] = rels
